@@ -1,0 +1,37 @@
+# Every target installs what it needs into .venv first (python3.11+, a JDK 17+ and Maven on PATH).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install up down status demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "caves_faust needs python3.11+ (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+up: install
+	$(PY) -m caves_faust.devstack up
+
+down: install
+	$(PY) -m caves_faust.devstack down
+
+status: install
+	$(PY) -m caves_faust.devstack status
+
+demo: install
+	$(PY) -m caves_faust.devstack demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m benchmarks
+
+clean: down
+	rm -rf $(VENV) .devstack caves_faust-data

@@ -1,0 +1,29 @@
+"""The Faust application, configured from settings (importing this reads and checks every setting)."""
+
+from __future__ import annotations
+
+import faust
+
+from caves_faust.settings import load_settings
+
+settings = load_settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.kafka_broker,
+    store=settings.store,
+    topic_partitions=settings.topic_partitions,
+    # at_least_once + an idempotent Snowflake sink: exactly_once covers Kafka outputs only and wants 3 brokers.
+    processing_guarantee="at_least_once",
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=settings.session_timeout_seconds / 10,
+    web_port=settings.web_port,
+    web_bind=settings.web_bind,
+    web_host=settings.web_host,
+    # Table lookups are routed to the worker owning the key's partition through this URL.
+    canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+    table_cleanup_interval=settings.stock_window_seconds,
+)
+
+sales_topic = app.topic(settings.sales_topic, value_type=bytes, value_serializer="raw", key_serializer="raw")
+dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, value_serializer="raw", key_serializer="raw")

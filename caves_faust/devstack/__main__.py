@@ -1,0 +1,85 @@
+"""`python -m caves_faust.devstack up|down|status|demo` (what `make up/down/demo` run)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+
+from caves_faust.devstack import DevstackError, LocalKafka, local_services
+from caves_faust.settings import Settings, load_settings
+
+
+def up(settings: Settings) -> list:
+    """Start whichever local service is not running; wait until each answers. Returns those started now."""
+    started = []
+    services = local_services(settings)
+    if not services:
+        print("KAFKA_BROKER and SNOWFLAKE_ACCOUNT are set: nothing to start locally")
+    for service in services:
+        was_started = service.start()
+        if isinstance(service, LocalKafka):
+            service.create_topics([settings.sales_topic, settings.dlq_topic], settings.topic_partitions)
+        state = "started" if was_started else "already running"
+        print(f"{service.name}: {state} on localhost:{service.port} (data under {service.home})")
+        if was_started:
+            started.append(service)
+    return started
+
+
+def down(settings: Settings) -> None:
+    for service in reversed(local_services(settings)):
+        print(f"{service.name}: {'stopped' if service.stop() else 'not running'}")
+
+
+def status(settings: Settings) -> None:
+    for service in local_services(settings):
+        print(f"{service.name}: {'running' if service.running() else 'stopped'} (port {service.port})")
+
+
+def demo(settings: Settings) -> None:
+    """The whole product in the foreground: stack, worker, generator. Ctrl-C stops what this started."""
+    started = up(settings)
+    faust = [sys.executable, "-m", "caves_faust"]
+    children = [
+        subprocess.Popen([*faust, "worker", "-l", "info"]),
+        subprocess.Popen([*faust, "generate", "--rate", "20", "--invalid-ratio", "0.02"]),
+    ]
+    web = f"http://localhost:{settings.web_port}"
+    print(
+        f"\ncaves_faust demo running:\n  worker UI  {web}/\n  stock      {web}/stock/\n"
+        f"  tables     {web}/table/\n  metrics    {web}/metrics\nCtrl-C stops everything this started.\n",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait()
+        for service in reversed(started):
+            service.stop()
+            print(f"{service.name}: stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m caves_faust.devstack")
+    parser.add_argument("action", choices=["up", "down", "status", "demo"])
+    action = parser.parse_args().action
+    settings = load_settings()
+    try:
+        {"up": up, "down": down, "status": status, "demo": demo}[action](settings)
+    except DevstackError as exc:
+        sys.exit(f"caves_faust: {exc}")
+
+
+if __name__ == "__main__":
+    main()

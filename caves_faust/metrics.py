@@ -1,0 +1,42 @@
+"""Prometheus metrics of the pipeline (names and labels are part of the contract).
+
+They live in prometheus_client's default registry, which the worker serves at /metrics together with
+Faust's own sensor metrics. Label values are bounded: event and error types are fixed sets, and
+product ids come from the merchant's catalog.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+BATCH_SIZE_BUCKETS = (1, 10, 25, 50, 100, 200, 500, 1000, 2500, 5000, 10000)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+events_consumed = Counter(
+    "kafka_events_consumed", "Events read from the sales topic, by event type and validation status",
+    ["event_type", "status"],
+)
+events_inserted = Counter(
+    "snowflake_events_inserted", "Events written to RAW_EVENTS_STREAM", ["event_type"],
+)
+duplicates_skipped = Counter(
+    "snowflake_duplicates_skipped", "Replayed events already in RAW_EVENTS_STREAM, skipped", ["topic"],
+)
+dlq_messages = Counter("dlq_messages", "Invalid events sent to the DLQ topic", ["error_type"])
+batch_size = Histogram("batch_size_events", "Events per flushed batch", buckets=BATCH_SIZE_BUCKETS)
+batch_duration = Histogram(
+    "batch_processing_duration_seconds", "Time to process a batch: DLQ, Snowflake, acks", buckets=DURATION_BUCKETS,
+)
+insert_duration = Histogram(
+    "snowflake_insert_duration_seconds", "Time of the Snowflake transaction of a batch", buckets=DURATION_BUCKETS,
+)
+current_batch_size = Gauge("current_batch_size", "Events in the batch being written")
+last_commit_timestamp = Gauge("last_commit_timestamp", "Unix time of the last batch committed to Snowflake")
+event_size = Histogram(
+    "kafka_event_size_bytes", "Size of the events read", buckets=(64, 128, 256, 512, 1024, 4096, 16384, 65536, 1048576),
+)
+snowflake_retries = Counter("snowflake_retries", "Snowflake batch writes retried after an error", ["reason"])
+snowflake_failures = Counter("snowflake_failures", "Snowflake batch writes that failed", ["reason"])
+snowflake_up = Gauge("snowflake_up", "1 when the last Snowflake write succeeded, 0 during an outage")
+consumer_lag = Gauge("kafka_consumer_lag", "Messages behind the end of the partition", ["topic", "partition"])
+stock_level = Gauge("product_stock_units", "Running stock per product (owned partitions)", ["product_id"])

@@ -1,0 +1,82 @@
+"""The typed sales events of Les Caves d'Albert, and what the stream derives from them."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import faust
+
+ORDER_CREATED = "ORDER_CREATED"
+INVENTORY_ADJUSTED = "INVENTORY_ADJUSTED"
+EVENT_TYPES = (ORDER_CREATED, INVENTORY_ADJUSTED)
+ADJUSTMENT_TYPES = ("REPLENISHMENT", "CORRECTION", "SPOILAGE")
+CATEGORIES = ("Rouge", "Blanc", "Rosé", "Effervescent", "Spiritueux")
+
+
+class SalesEvent(faust.Record, abstract=True, validation=True, serializer="json"):
+    event_type: str
+    product_id: int
+
+
+class OrderCreated(SalesEvent, validation=True, serializer="json"):
+    order_line_id: str
+    customer_id: int
+    quantity: int
+    product_name: Optional[str] = None
+    category: Optional[str] = None
+    unit_price: Optional[float] = None
+    discount: Optional[float] = None
+    total_price: Optional[float] = None
+    bottle_size_liters: Optional[float] = None
+    sales_channel: Optional[str] = None
+    event_timestamp: Optional[str] = None
+
+
+class InventoryAdjusted(SalesEvent, validation=True, serializer="json"):
+    event_id: str
+    quantity_change: int
+    adjustment_type: str
+    warehouse: Optional[str] = None
+    batch_number: Optional[str] = None
+    event_timestamp: Optional[str] = None
+
+
+class StockMovement(faust.Record, serializer="json"):
+    """What one valid event does to its product's stock, keyed by product id on the stock topic.
+
+    Carries its source coordinates so that a replayed event is recognised and applied once.
+    """
+
+    product_id: str
+    source_partition: int
+    source_offset: int
+    timestamp: float  # Kafka timestamp of the source event, seconds: windows follow event time
+    quantity_change: int  # + adjustment, - units ordered
+    units_sold: int = 0
+    revenue: float = 0.0
+    order_count: int = 0
+
+
+class ProductStock(faust.Record, serializer="json"):
+    """Running stock of one product, with the last source offset applied per source partition."""
+
+    stock: int
+    applied: Dict[str, int]
+
+    @classmethod
+    def empty(cls) -> "ProductStock":
+        return cls(stock=0, applied={})
+
+
+class WindowFigures(faust.Record, serializer="json"):
+    """One product's figures over one tumbling window."""
+
+    units_sold: int
+    revenue: float
+    net_adjustment: int
+    order_count: int
+    applied: Dict[str, int]
+
+    @classmethod
+    def empty(cls) -> "WindowFigures":
+        return cls(units_sold=0, revenue=0.0, net_adjustment=0, order_count=0, applied={})

@@ -1,0 +1,171 @@
+"""Every setting of caves_faust, typed, read once from the environment and `.env`.
+
+A bad value stops the process at start-up with one line naming the setting, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+
+from dotenv import load_dotenv
+
+T = TypeVar("T")
+
+
+class SettingsError(SystemExit):
+    """A bad setting: exits with its one-line message (SystemExit prints it to stderr)."""
+
+    def __init__(self, name: str, value: str, why: str):
+        super().__init__(f"caves_faust: invalid setting {name}={value!r}: {why}")
+
+
+class Secret(str):
+    """A string that never shows itself in a repr, a log line or an error."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+
+def _number(kind: type, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"must be {'an integer' if kind is int else 'a number'}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _number(int, text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(float, text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _number(int, text)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port, 1-65535")
+    return value
+
+
+def _kafka_url(text: str) -> str:
+    # Faust wants a scheme; people often paste plain host:port lists (Redpanda, MSK): accept both.
+    urls = [u.strip() for u in text.split(";") if u.strip()]
+    if not urls:
+        raise ValueError("must be host:port or kafka://host:port")
+    return ";".join(u if "://" in u else f"kafka://{u}" for u in urls)
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _store_url(text: str) -> str:
+    if not (text.startswith("rocksdb://") or text.startswith("memory://")):
+        raise ValueError("must be rocksdb:// or memory://")
+    return text
+
+
+def _setting(env: str, default: str | None, parse: Callable[[str], T] = str) -> T:  # type: ignore[assignment]
+    return field(default=None, metadata={"env": env, "default": default, "parse": parse})  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka
+    kafka_broker: str = _setting("KAFKA_BROKER", "kafka://localhost:9092", _kafka_url)
+    sales_topic: str = _setting("KAFKA_TOPIC_NAME", "sales_events")
+    dlq_topic: str = _setting("DLQ_TOPIC_NAME", "sales_events_dlq")
+    topic_partitions: int = _setting("KAFKA_TOPIC_PARTITIONS", "8", _positive_int)
+    app_id: str = _setting("FAUST_APP_ID", "caves_faust")
+    # How long the group waits for a silent worker (e.g. killed) before giving its partitions to others.
+    session_timeout_seconds: float = _setting("KAFKA_SESSION_TIMEOUT_SECONDS", "30", _positive_float)
+    store: str = _setting("FAUST_STORE", "rocksdb://", _store_url)
+    # Faust web server: tables, stock views, /metrics. Loopback unless opened on purpose.
+    web_port: int = _setting("WORKER_WEB_PORT", "6066", _port)
+    web_bind: str = _setting("WORKER_WEB_BIND", "127.0.0.1")
+    # How other workers reach this one (routed table lookups): its host name as they see it.
+    web_host: str = _setting("WORKER_WEB_HOST", "localhost")
+    # Stock tables
+    stock_window_seconds: float = _setting("STOCK_WINDOW_SECONDS", "60", _positive_float)
+    stock_window_expires_seconds: float = _setting("STOCK_WINDOW_EXPIRES_SECONDS", "3600", _positive_float)
+    stats_log_seconds: float = _setting("STATS_LOG_SECONDS", "10", _positive_float)
+    # Snowflake sink
+    sink_flush_seconds: float = _setting("SINK_FLUSH_SECONDS", "1", _positive_float)
+    sink_max_batch: int = _setting("SINK_MAX_BATCH", "5000", _positive_int)
+    sink_retry_max_seconds: float = _setting("SINK_RETRY_MAX_SECONDS", "30", _positive_float)
+    # Snowflake: a real account when SNOWFLAKE_ACCOUNT is set, else the embedded one on host:port.
+    snowflake_account: str = _setting("SNOWFLAKE_ACCOUNT", "")
+    snowflake_user: str = _setting("SNOWFLAKE_USER", "caves_faust")
+    snowflake_password: Secret = _setting("SNOWFLAKE_PASSWORD", "", Secret)
+    snowflake_private_key_file: str = _setting("SNOWFLAKE_PRIVATE_KEY_FILE", "")
+    snowflake_private_key_passphrase: Secret = _setting("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "", Secret)
+    snowflake_warehouse: str = _setting("SNOWFLAKE_WAREHOUSE", "")
+    snowflake_database: str = _setting("SNOWFLAKE_DATABASE", "WINE_SALES_DB")
+    snowflake_schema: str = _setting("SNOWFLAKE_SCHEMA", "RAW_DATA")
+    snowflake_role: str = _setting("SNOWFLAKE_ROLE", "")
+    snowflake_host: str = _setting("SNOWFLAKE_HOST", "localhost")
+    snowflake_port: int = _setting("SNOWFLAKE_PORT", "8085", _port)
+    snowflake_protocol: str = _setting("SNOWFLAKE_PROTOCOL", "http", _choice("http", "https"))
+    # Local development stack (`make up`)
+    devstack_dir: Path = _setting("DEVSTACK_DIR", ".devstack", lambda text: Path(text).resolve())
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """KAFKA_BROKER as host:port pairs, for plain Kafka clients."""
+        return ",".join(url.split("://", 1)[1] for url in self.kafka_broker.split(";"))
+
+    @property
+    def embedded_snowflake(self) -> bool:
+        return not self.snowflake_account
+
+    def __post_init__(self) -> None:
+        if self.snowflake_private_key_file and not Path(self.snowflake_private_key_file).is_file():
+            raise SettingsError("SNOWFLAKE_PRIVATE_KEY_FILE", self.snowflake_private_key_file, "no such file")
+        if self.snowflake_account and not (self.snowflake_password or self.snowflake_private_key_file):
+            raise SettingsError(
+                "SNOWFLAKE_PASSWORD", "", "a real account needs SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_FILE"
+            )
+
+
+def env_names() -> list[str]:
+    """The environment variables Settings reads, in declaration order (for docs and tests)."""
+    return [f.metadata["env"] for f in fields(Settings)]
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
+    """Read settings from `environ` (default: os.environ, after `.env` fills what it lacks)."""
+    if environ is None:
+        if dotenv:
+            load_dotenv(override=False)
+        environ = os.environ
+    values = {}
+    for f in fields(Settings):
+        env, parse = f.metadata["env"], f.metadata["parse"]
+        raw = environ.get(env, f.metadata["default"])
+        try:
+            values[f.name] = parse(raw.strip())
+        except ValueError as exc:
+            shown = "***" if parse is Secret else raw
+            raise SettingsError(env, shown, str(exc).split("\n")[0]) from None
+    return Settings(**values)
+
+
+def is_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `name` was given explicitly (env or `.env`), as opposed to defaulted."""
+    load_dotenv(override=False)
+    return bool((environ if environ is not None else os.environ).get(name, "").strip())

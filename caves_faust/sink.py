@@ -1,0 +1,287 @@
+"""The Snowflake sink: every valid sales event exactly once in RAW_EVENTS_STREAM, every invalid one in the DLQ.
+
+The agent reads raw events with `noack_take`, so nothing is acknowledged (hence committed to Kafka) before
+its batch is durably stored: dead letters delivered to the DLQ topic, rows committed in Snowflake together
+with the per-partition high-water marks that make a replay after a crash or rebalance skip what is stored.
+It never raises on an outage: it retries with capped backoff and, while it does, takes no new events, so
+memory stays bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable, Sequence, Set, TypeVar
+
+from faust.types import TP, AppT, EventT, StreamT
+from snowflake.connector.errors import DatabaseError
+
+from caves_faust import metrics
+from caves_faust.app import app, dlq_topic, sales_topic, settings
+from caves_faust.dlq import DeadLetter, DeadLetters, encode_bytes
+from caves_faust.validation import InvalidEvent, ValidEvent, validate
+from caves_faust.warehouse import OUTAGE_ERRORS, Batch, FencedOut, Warehouse, describe
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+FIRST_RETRY_SECONDS = 0.5
+# A row the table must accept: if it is refused too, the problem is the table or the account, not content.
+PROBE_ROW = '{"m":{"probe":true},"c":{"event_type":"PROBE"}}'
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event: EventT
+    valid: ValidEvent
+
+    @property
+    def partition(self) -> int:
+        return self.event.message.partition
+
+    @property
+    def offset(self) -> int:
+        return self.event.message.offset
+
+    def row(self) -> str:
+        """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object)."""
+        message = self.event.message
+        key, key_encoding = encode_bytes(message.key)
+        metadata = {
+            "topic": message.topic, "partition": message.partition, "offset": message.offset,
+            "timestamp": message.timestamp, "key": key, "key_encoding": key_encoding,
+        }
+        return '{"m":' + json.dumps(metadata, ensure_ascii=False) + ',"c":' + self.valid.text + "}"
+
+
+def classify(events: Sequence[EventT]) -> tuple[list[Accepted], list[DeadLetter]]:
+    accepted: list[Accepted] = []
+    letters: list[DeadLetter] = []
+    for event in events:
+        raw = event.message.value
+        metrics.event_size.observe(len(raw) if raw else 0)
+        try:
+            valid = validate(raw)
+        except InvalidEvent as error:
+            letters.append(DeadLetter(event, error))
+            metrics.events_consumed.labels(event_type="INVALID", status="invalid").inc()
+            continue
+        accepted.append(Accepted(event, valid))
+        metrics.events_consumed.labels(event_type=valid.event.event_type, status="valid").inc()
+    return accepted, letters
+
+
+class Backoff:
+    """Capped exponential backoff with one log line when a failure streak starts and one when it ends."""
+
+    def __init__(self, what: str, max_seconds: float):
+        self.what = what
+        self.max_seconds = max_seconds
+        self.failures = 0
+        self.started = 0.0
+
+    async def retry(self, reason: str, exc: BaseException) -> None:
+        if self.failures == 0:
+            self.started = time.monotonic()
+            log.warning("%s unavailable, retrying with backoff: reason=%s error=%s", self.what, reason, _one_line(exc))
+        self.failures += 1
+        metrics.snowflake_retries.labels(reason=reason).inc()
+        await asyncio.sleep(min(self.max_seconds, FIRST_RETRY_SECONDS * 2 ** (self.failures - 1)))
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.warning("%s back after %d retries in %.1fs", self.what, self.failures, time.monotonic() - self.started)
+            self.failures = 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text[:300]
+
+
+class SnowflakeSink:
+    def __init__(self, warehouse: Warehouse, dead_letters: DeadLetters, topic: str, retry_max_seconds: float):
+        self.stats = SessionStats()
+        self.warehouse = warehouse
+        self.dead_letters = dead_letters
+        self.topic = topic
+        self.retry_max_seconds = retry_max_seconds
+        # partition -> highest offset stored in Snowflake (None: the partition has no row yet); absent: not read.
+        self._high_waters: dict[int, int | None] = {}
+        self._bootstrapped = False
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """On rebalance: re-read these partitions' high-water marks before writing them again."""
+        for partition in partitions:
+            self._high_waters.pop(partition, None)
+        self.dead_letters.forget(partitions)
+
+    async def flush(self, events: Sequence[EventT]) -> None:
+        """Store a batch durably; returns only when done (retrying through outages)."""
+        started = time.perf_counter()
+        metrics.current_batch_size.set(len(events))
+        accepted, letters = classify(events)
+        self.stats.count(accepted, letters)
+        dead_lettered = await self._until_done(
+            "Kafka DLQ", lambda: self.dead_letters.send(letters)) if letters else 0
+        rows, skipped, rejected, insert_seconds = await self._store(accepted, events)
+        total = time.perf_counter() - started
+        metrics.batch_size.observe(len(events))
+        metrics.batch_duration.observe(total)
+        metrics.current_batch_size.set(0)
+        log.info(
+            "sink batch: events=%d rows=%d dlq=%d rejected=%d skipped_replays=%d partitions=%d "
+            "insert_ms=%.1f total_ms=%.1f",
+            len(events), rows, dead_lettered, rejected, skipped, len({e.message.partition for e in events}),
+            insert_seconds * 1000, total * 1000,
+        )
+
+    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        backoff = Backoff(what, self.retry_max_seconds)
+        while True:
+            try:
+                result = await attempt()
+            except Exception as exc:  # any failure of the DLQ write: keep the events, try again
+                await backoff.retry("dlq_write", exc)
+                continue
+            backoff.succeeded()
+            return result
+
+    async def _store(self, accepted: list[Accepted], events: Sequence[EventT]) -> tuple[int, int, int, float]:
+        """Write the rows not stored yet; returns (rows written, replays skipped, rows rejected, insert seconds)."""
+        backoff = Backoff("Snowflake", self.retry_max_seconds)
+        rejected = 0
+        while True:
+            try:
+                await self._prepare([e.message.partition for e in events])
+                fresh = [a for a in accepted if a.offset > _or_minus_one(self._high_waters[a.partition])]
+                batch = Batch([a.row() for a in fresh], self._moves(events))
+                started = time.perf_counter()
+                if batch.high_waters:
+                    await asyncio.to_thread(self.warehouse.write, self.topic, batch)
+                insert_seconds = time.perf_counter() - started
+            except FencedOut as exc:
+                log.warning("sink: %s; re-reading high-water marks", exc)
+                self.forget({e.message.partition for e in events})
+                continue
+            except OUTAGE_ERRORS as exc:
+                self.warehouse.reset()
+                metrics.snowflake_up.set(0)
+                metrics.snowflake_failures.labels(reason="outage").inc()
+                await backoff.retry("outage", exc)
+                continue
+            except DatabaseError as exc:
+                metrics.snowflake_failures.labels(reason="rejected").inc()
+                refused = await self._refused_rows(fresh, exc)
+                if refused is None:  # the table itself is failing: wait like an outage
+                    await backoff.retry("table_error", exc)
+                    continue
+                rejected += len(refused)
+                refused_ids = {id(a) for a in refused}
+                accepted = [a for a in accepted if id(a) not in refused_ids]
+                continue
+            break
+        backoff.succeeded()
+        metrics.snowflake_up.set(1)
+        self._high_waters.update({p: new for p, (_, new) in batch.high_waters.items()})
+        if batch.high_waters:
+            metrics.insert_duration.observe(insert_seconds)
+            metrics.last_commit_timestamp.set(time.time())
+        for event_type, count in Counter(a.valid.event.event_type for a in fresh).items():
+            metrics.events_inserted.labels(event_type=event_type).inc(count)
+        skipped = len(accepted) - len(fresh)
+        if skipped:
+            metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
+        return len(fresh), skipped, rejected, insert_seconds
+
+    async def _prepare(self, partitions: list[int]) -> None:
+        if not self._bootstrapped:
+            await asyncio.to_thread(self.warehouse.bootstrap)
+            self._bootstrapped = True
+        if any(p not in self._high_waters for p in partitions):
+            stored = await asyncio.to_thread(self.warehouse.high_waters, self.topic)
+            for partition in set(partitions) - self._high_waters.keys():
+                self._high_waters[partition] = stored.get(partition)
+
+    def _moves(self, events: Sequence[EventT]) -> dict[int, tuple[int | None, int]]:
+        """partition -> (stored high-water, new high-water) for partitions this batch moves forward."""
+        newest: dict[int, int] = {}
+        for event in events:
+            partition, offset = event.message.partition, event.message.offset
+            newest[partition] = max(offset, newest.get(partition, -1))
+        return {
+            p: (self._high_waters[p], offset)
+            for p, offset in newest.items() if offset > _or_minus_one(self._high_waters[p])
+        }
+
+    async def _refused_rows(self, fresh: list[Accepted], exc: DatabaseError) -> list[Accepted] | None:
+        """Dead-letter the rows Snowflake refuses for their content; None when it refuses even a plain row."""
+        try:
+            if not await asyncio.to_thread(self.warehouse.accepts, [PROBE_ROW]):
+                return None
+            indexes = await asyncio.to_thread(self.warehouse.rejected, [a.row() for a in fresh])
+        except OUTAGE_ERRORS:
+            self.warehouse.reset()
+            return None
+        refused = [fresh[i] for i in indexes]
+        letters = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", _one_line(exc))) for a in refused]
+        await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters))
+        return refused
+
+
+def _or_minus_one(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+class SessionStats:
+    """Running totals since start, logged at most once per STATS_LOG_SECONDS when they changed."""
+
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self._logged: Counter[str] = Counter()
+
+    def count(self, accepted: list[Accepted], letters: list[DeadLetter]) -> None:
+        self.totals.update(a.valid.event.event_type for a in accepted)
+        self.totals.update(f"invalid:{letter.error.error_type}" for letter in letters)
+
+    def log_if_changed(self) -> None:
+        if self.totals != self._logged:
+            self._logged = self.totals.copy()
+            log.info("session totals: %s", " ".join(f"{k}={v}" for k, v in sorted(self.totals.items())))
+
+
+sink = SnowflakeSink(
+    Warehouse(settings),
+    DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap),
+    settings.sales_topic,
+    settings.sink_retry_max_seconds,
+)
+
+
+@app.agent(sales_topic, name="snowflake_sink")
+async def snowflake_sink(stream: StreamT) -> None:
+    log.info("sink: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
+    async for events in stream.noack_take(settings.sink_max_batch, within=settings.sink_flush_seconds):
+        await sink.flush(events)
+        for event in events:
+            await stream.ack(event)
+
+
+@app.on_partitions_revoked.connect
+async def _forget_revoked(app: AppT, revoked: Set[TP], **kwargs: object) -> None:
+    sink.forget(tp.partition for tp in revoked if tp.topic == settings.sales_topic)
+
+
+@app.on_partitions_assigned.connect
+async def _forget_assigned(app: AppT, assigned: Set[TP], **kwargs: object) -> None:
+    sink.forget(tp.partition for tp in assigned if tp.topic == settings.sales_topic)
+
+
+@app.timer(settings.stats_log_seconds)
+async def _log_session_totals() -> None:
+    sink.stats.log_if_changed()

@@ -1,0 +1,240 @@
+"""Snowflake: connection, schema bootstrap and the transactional batch write of RAW_EVENTS_STREAM.
+
+One code path for a real account and the embedded Snowflake: both go through
+`snowflake.connector.connect`, the embedded one with host/port/protocol pointing at it.
+Blocking calls: the sink runs them in a thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import snowflake.connector
+from snowflake.connector import SnowflakeConnection
+from snowflake.connector.errors import DatabaseError, InterfaceError, OperationalError
+
+from caves_faust.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RAW_EVENTS_TABLE = "RAW_EVENTS_STREAM"
+OFFSETS_TABLE = "SINK_OFFSETS"
+
+DDL = [
+    f"""CREATE TABLE IF NOT EXISTS {RAW_EVENTS_TABLE} (
+        EVENT_TYPE VARCHAR(50),
+        PRODUCT_ID INTEGER,
+        CUSTOMER_ID INTEGER,
+        EVENT_METADATA OBJECT NOT NULL,
+        EVENT_CONTENT VARIANT NOT NULL,
+        INGESTION_TIME TIMESTAMP_LTZ DEFAULT CURRENT_TIMESTAMP()
+    )""",
+    # Per source partition, the highest Kafka offset already in RAW_EVENTS_STREAM: written in the same
+    # transaction as the rows, so a replay after any crash or rebalance skips what is already stored.
+    f"""CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} (
+        TOPIC VARCHAR NOT NULL,
+        PARTITION INTEGER NOT NULL,
+        HIGH_WATER INTEGER NOT NULL,
+        UPDATED_AT TIMESTAMP_LTZ DEFAULT CURRENT_TIMESTAMP()
+    )""",
+    f"""CREATE OR REPLACE VIEW V_TOP_PRODUCTS_BY_REVENUE AS
+        SELECT PRODUCT_ID,
+               ANY_VALUE(EVENT_CONTENT:product_name::VARCHAR) AS PRODUCT_NAME,
+               ANY_VALUE(EVENT_CONTENT:category::VARCHAR) AS CATEGORY,
+               COUNT(*) AS ORDER_COUNT,
+               SUM(EVENT_CONTENT:quantity::INTEGER) AS UNITS_SOLD,
+               SUM(EVENT_CONTENT:total_price::NUMBER(12, 2)) AS REVENUE
+        FROM {RAW_EVENTS_TABLE}
+        WHERE EVENT_TYPE = 'ORDER_CREATED'
+        GROUP BY PRODUCT_ID""",
+    f"""CREATE OR REPLACE VIEW V_SALES_BY_CHANNEL AS
+        SELECT EVENT_CONTENT:sales_channel::VARCHAR AS SALES_CHANNEL,
+               COUNT(*) AS ORDER_COUNT,
+               SUM(EVENT_CONTENT:quantity::INTEGER) AS UNITS_SOLD,
+               SUM(EVENT_CONTENT:total_price::NUMBER(12, 2)) AS REVENUE
+        FROM {RAW_EVENTS_TABLE}
+        WHERE EVENT_TYPE = 'ORDER_CREATED'
+        GROUP BY EVENT_CONTENT:sales_channel::VARCHAR""",
+    f"""CREATE OR REPLACE VIEW V_ADJUSTMENTS_BY_TYPE AS
+        SELECT EVENT_CONTENT:adjustment_type::VARCHAR AS ADJUSTMENT_TYPE,
+               COUNT(*) AS ADJUSTMENT_COUNT,
+               SUM(EVENT_CONTENT:quantity_change::INTEGER) AS NET_QUANTITY_CHANGE
+        FROM {RAW_EVENTS_TABLE}
+        WHERE EVENT_TYPE = 'INVENTORY_ADJUSTED'
+        GROUP BY EVENT_CONTENT:adjustment_type::VARCHAR""",
+    f"""CREATE OR REPLACE VIEW V_CURRENT_STOCK_BY_PRODUCT AS
+        SELECT PRODUCT_ID,
+               SUM(CASE WHEN EVENT_TYPE = 'INVENTORY_ADJUSTED' THEN EVENT_CONTENT:quantity_change::INTEGER
+                        ELSE -EVENT_CONTENT:quantity::INTEGER END) AS STOCK
+        FROM {RAW_EVENTS_TABLE}
+        GROUP BY PRODUCT_ID""",
+]
+
+# One small statement per batch with the whole batch bound as one JSON array parameter: several times
+# faster than a multi-row VALUES insert, and values are never formatted into SQL.
+INSERT_BATCH = f"""INSERT INTO {RAW_EVENTS_TABLE} (EVENT_TYPE, PRODUCT_ID, CUSTOMER_ID, EVENT_METADATA, EVENT_CONTENT)
+    SELECT value:c:event_type::VARCHAR, value:c:product_id::INTEGER, value:c:customer_id::INTEGER,
+           value:m::OBJECT, value:c
+    FROM TABLE(FLATTEN(input => PARSE_JSON(%s)))"""
+
+# Optimistic fencing: the row moves only if nobody else moved it since we read it, so a worker that
+# lost its partitions in a rebalance (a zombie) cannot commit duplicates behind the new owner.
+ADVANCE_HIGH_WATER = f"""UPDATE {OFFSETS_TABLE} SET HIGH_WATER = s.NEW_HW, UPDATED_AT = CURRENT_TIMESTAMP()
+    FROM (SELECT value:p::INTEGER AS P, value:old::INTEGER AS OLD_HW, value:new::INTEGER AS NEW_HW
+          FROM TABLE(FLATTEN(input => PARSE_JSON(%s)))) s
+    WHERE {OFFSETS_TABLE}.TOPIC = %s AND {OFFSETS_TABLE}.PARTITION = s.P AND {OFFSETS_TABLE}.HIGH_WATER = s.OLD_HW"""
+
+INSERT_HIGH_WATER = f"INSERT INTO {OFFSETS_TABLE} (TOPIC, PARTITION, HIGH_WATER) VALUES (%s, %s, %s)"
+
+READ_HIGH_WATERS = f"SELECT PARTITION, MAX(HIGH_WATER) FROM {OFFSETS_TABLE} WHERE TOPIC = %s GROUP BY PARTITION"
+
+# Errors that mean "Snowflake is unreachable or overloaded": retry later. Anything else is about content.
+OUTAGE_ERRORS = (OperationalError, InterfaceError)
+
+
+class FencedOut(Exception):
+    """Another writer advanced a partition's high-water mark: our view of it is stale."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One transaction: rows (each a JSON object text {"m": metadata, "c": content}) and high-water moves."""
+
+    rows: list[str]
+    # partition -> (high-water before, high-water after); before is None when the partition has no row yet.
+    high_waters: Mapping[int, tuple[int | None, int]]
+
+
+def rows_json(rows: list[str]) -> str:
+    return "[" + ",".join(rows) + "]"
+
+
+def connect_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connector arguments; secrets are passed here only, never logged."""
+    common: dict[str, Any] = {
+        "user": settings.snowflake_user,
+        "database": settings.snowflake_database,
+        "schema": settings.snowflake_schema,
+        "login_timeout": 30,
+        "network_timeout": 60,
+        "application": "caves_faust",
+    }
+    if settings.embedded_snowflake:
+        return {
+            **common, "account": "embedded", "password": "embedded",
+            "host": settings.snowflake_host, "port": settings.snowflake_port, "protocol": settings.snowflake_protocol,
+        }
+    kwargs = {**common, "account": settings.snowflake_account}
+    if settings.snowflake_private_key_file:
+        kwargs["authenticator"] = "SNOWFLAKE_JWT"
+        kwargs["private_key_file"] = settings.snowflake_private_key_file
+        if settings.snowflake_private_key_passphrase:
+            kwargs["private_key_file_pwd"] = str(settings.snowflake_private_key_passphrase)
+    else:
+        kwargs["password"] = str(settings.snowflake_password)
+    for name, value in (("warehouse", settings.snowflake_warehouse), ("role", settings.snowflake_role)):
+        if value:
+            kwargs[name] = value
+    return kwargs
+
+
+def describe(settings: Settings) -> str:
+    """Where the warehouse is, for logs: no credentials."""
+    where = (
+        f"embedded {settings.snowflake_protocol}://{settings.snowflake_host}:{settings.snowflake_port}"
+        if settings.embedded_snowflake else f"account {settings.snowflake_account}"
+    )
+    return f"{where} {settings.snowflake_database}.{settings.snowflake_schema}"
+
+
+class Warehouse:
+    """A single connection, reopened after an outage. Not thread-safe: one caller at a time."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._conn: SnowflakeConnection | None = None
+
+    def connection(self) -> SnowflakeConnection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = snowflake.connector.connect(**connect_kwargs(self.settings))
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def reset(self) -> None:
+        """Drop the connection after an outage; the next call reconnects."""
+        try:
+            self.close()
+        except Exception:  # the connection is already broken; nothing to release
+            self._conn = None
+
+    def bootstrap(self) -> None:
+        with self.connection().cursor() as cur:
+            for statement in DDL:
+                cur.execute(statement)
+
+    def high_waters(self, topic: str) -> dict[int, int]:
+        with self.connection().cursor() as cur:
+            cur.execute(READ_HIGH_WATERS, (topic,))
+            return {int(p): int(hw) for p, hw in cur.fetchall()}
+
+    def write(self, topic: str, batch: Batch) -> None:
+        """Insert the rows and advance the high-water marks in one transaction, or raise and write nothing."""
+        conn = self.connection()
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                self._advance(cur, topic, batch.high_waters)
+                if batch.rows:
+                    cur.execute(INSERT_BATCH, (rows_json(batch.rows),))
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback_quietly(cur)
+                raise
+
+    def accepts(self, rows: list[str]) -> bool:
+        """Whether Snowflake accepts these rows, tried in a transaction that is always rolled back."""
+        with self.connection().cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute(INSERT_BATCH, (rows_json(rows),))
+                return True
+            except OUTAGE_ERRORS:
+                raise
+            except DatabaseError:
+                return False
+            finally:
+                _rollback_quietly(cur)
+
+    def rejected(self, rows: list[str]) -> list[int]:
+        """Indexes of the rows Snowflake refuses for their content (bisection: few probes for few bad rows)."""
+        if self.accepts(rows):
+            return []
+        if len(rows) == 1:
+            return [0]
+        middle = len(rows) // 2
+        return self.rejected(rows[:middle]) + [middle + i for i in self.rejected(rows[middle:])]
+
+    @staticmethod
+    def _advance(cur: Any, topic: str, high_waters: Mapping[int, tuple[int | None, int]]) -> None:
+        known = [{"p": p, "old": old, "new": new} for p, (old, new) in high_waters.items() if old is not None]
+        if known:
+            cur.execute(ADVANCE_HIGH_WATER, (json.dumps(known), topic))
+            if cur.rowcount < len(known):
+                raise FencedOut(f"{topic}: high-water marks moved under us ({cur.rowcount}/{len(known)} advanced)")
+        for p, (old, new) in high_waters.items():
+            if old is None:
+                cur.execute(INSERT_HIGH_WATER, (topic, p, new))
+
+
+def _rollback_quietly(cur: Any) -> None:
+    try:
+        cur.execute("ROLLBACK")
+    except (DatabaseError, InterfaceError, OSError):
+        pass  # the connection is gone: the server discards the open transaction

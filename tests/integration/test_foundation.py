@@ -1,0 +1,55 @@
+"""The harness itself: a real broker, the embedded Snowflake, a real worker, the connector."""
+
+from __future__ import annotations
+
+import pytest
+
+from caves_faust.devstack.harness import Stack, wait_until
+from caves_faust.devstack.kafka import LocalKafka
+from caves_faust.devstack.process import free_port
+from caves_faust.devstack.snowflake import EmbeddedSnowflake
+
+pytestmark = pytest.mark.integration
+
+
+def order(line: int, product: int = 1001, quantity: int = 2) -> dict:
+    return {
+        "event_type": "ORDER_CREATED", "order_line_id": line, "customer_id": 7, "product_id": product,
+        "quantity": quantity, "unit_price": 12.5, "total_price": 25.0, "product_name": "Château Test",
+    }
+
+
+def test_event_produced_to_kafka_lands_as_a_row_in_snowflake(pipeline, start_worker):
+    start_worker()
+    sent = [order(1), order(2)]
+    coordinates = pipeline.produce(sent)
+
+    rows = wait_until(lambda: len(pipeline.rows()) == 2 and pipeline.rows(), 60, "2 rows in RAW_EVENTS_STREAM")
+
+    assert sorted((r[1]["order_line_id"] for r in rows)) == [1, 2]
+    assert sorted((m["partition"], m["offset"]) for m, _ in rows) == sorted(coordinates)
+    assert all(m["topic"] == pipeline.sales_topic for m, _ in rows)
+    assert sorted(rows, key=lambda r: r[1]["order_line_id"])[0][1] == sent[0]
+
+
+def test_local_services_start_idempotently_and_keep_snowflake_data(tmp_path):
+    kafka = LocalKafka("kafka", tmp_path / "kafka", free_port(), free_port())
+    snowflake = EmbeddedSnowflake("snowflake", tmp_path / "snowflake", free_port())
+    stack_view = Stack.__new__(Stack)
+    stack_view.kafka, stack_view.snowflake = kafka, snowflake
+    try:
+        assert kafka.start(wait_seconds=120) is True
+        assert snowflake.start() is True
+        assert kafka.start() is False and snowflake.start() is False  # `make up` twice: nothing new
+        stack_view.query("KEEP_DB", "CREATE TABLE IF NOT EXISTS KEPT (ID INTEGER)")
+        stack_view.query("KEEP_DB", "INSERT INTO KEPT VALUES (42)")
+
+        assert snowflake.stop() is True and kafka.stop() is True  # `make down`
+        assert not snowflake.running() and not kafka.running()
+        assert snowflake.stop() is False  # nothing left to stop
+
+        assert kafka.start(wait_seconds=120) is True and snowflake.start() is True  # `make up` again
+        assert stack_view.query("KEEP_DB", "SELECT ID FROM KEPT") == [(42,)]
+    finally:
+        snowflake.stop()
+        kafka.stop()
