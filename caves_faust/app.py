@@ -8,6 +8,8 @@ from caves_faust.settings import load_settings
 
 settings = load_settings()
 
+METADATA_REFRESH_MS = 10_000
+
 app = faust.App(
     settings.app_id,
     broker=settings.kafka_broker,
@@ -23,6 +25,9 @@ app = faust.App(
     # Table lookups are routed to the worker owning the key's partition through this URL.
     canonical_url=f"http://{settings.web_host}:{settings.web_port}",
     table_cleanup_interval=settings.stock_window_seconds,
+    # Faust creates its internal topics just before subscribing; when the broker's metadata lags behind, the
+    # assignment skips them ("Ignoring missing topic") until the next metadata refresh: make that seconds, not 5 min.
+    consumer_metadata_max_age_ms=METADATA_REFRESH_MS,
 )
 
 sales_topic = app.topic(settings.sales_topic, value_type=bytes, value_serializer="raw", key_serializer="raw")

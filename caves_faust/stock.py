@@ -20,6 +20,9 @@ stock_movements_topic = app.topic(
     f"{settings.app_id}-stock-movements",
     key_type=str,
     value_type=StockMovement,
+    # The same key bytes as the tables' changelogs, so that a product's movements, its table rows and
+    # Faust's routing of /stock/{product_id}/ all land on the same partition.
+    key_serializer="json",
     partitions=settings.topic_partitions,
     internal=True,
 )

@@ -38,6 +38,13 @@ def current_window(product_id: str) -> dict[str, Any]:
     }
 
 
+def recovering(web: View) -> Response | None:
+    """A 503 while this worker rebuilds its tables from their changelogs: its figures would be partial."""
+    if app.tables.recovery.completed.is_set() and not app.in_recovery:
+        return None
+    return web.json({"error": "tables are recovering, retry shortly"}, status=503, headers={"Retry-After": "2"})
+
+
 def local_stock() -> dict[str, int]:
     return {product_id: value.stock for product_id, value in stock_table.items()}
 
@@ -47,10 +54,20 @@ class StockList(View):
     """Every product's running stock, gathered from every worker (`?scope=local`: this worker's only)."""
 
     async def get(self, request: Request) -> Response:
+        busy = recovering(self)
+        if busy is not None:
+            return busy
         stock = local_stock()
         if request.query.get("scope") != "local":
-            for share in await asyncio.gather(*(self._peer_stock(url) for url in self._peers())):
-                stock.update(share)
+            peers = self._peers()
+            shares = await asyncio.gather(*(self._peer_stock(url) for url in peers), return_exceptions=True)
+            failed = [f"{url}: {share}" for url, share in zip(peers, shares) if isinstance(share, BaseException)]
+            if failed:
+                # A partial list would look like missing products: say which worker did not answer instead.
+                return self.json({"error": "some workers did not answer", "workers": failed},
+                                 status=503, headers={"Retry-After": "2"})
+            for share in shares:
+                stock.update(share)  # type: ignore[arg-type]
         products = [{"product_id": p, "stock": stock[p]} for p in sorted(stock, key=_product_order)]
         return self.json({"count": len(products), "products": products})
 
@@ -76,6 +93,9 @@ def _product_order(product_id: str) -> tuple[int, str]:
 @app.table_route(table=stock_table, match_info="product_id")
 async def product_stock(web: View, request: Request, product_id: str) -> Response:
     """One product's running stock and the current window's figures (answered by the owning worker)."""
+    busy = recovering(web)
+    if busy is not None:
+        return busy
     if product_id not in stock_table:
         return web.json({"error": f"unknown product {product_id!r}"}, status=404)
     return web.json({

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import snowflake.connector
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.kafka_admin import create_topics, partition_count
@@ -145,6 +146,14 @@ class Pipeline:
         """Every message now on `topic` (all partitions), as aiokafka ConsumerRecords."""
         return asyncio.run(_read_all(self.stack.bootstrap, topic))
 
+    def lag(self) -> int:
+        """Messages of the sales topic not yet committed by this pipeline's consumer group."""
+        return asyncio.run(_group_lag(self.stack.bootstrap, self.name, self.sales_topic))
+
+    def committed(self) -> dict[int, int]:
+        """partition -> committed offset of this pipeline's consumer group on the sales topic."""
+        return asyncio.run(_committed(self.stack.bootstrap, self.name, self.sales_topic))
+
     def dead_letters(self) -> list[dict]:
         return [json.loads(r.value) for r in self.read_topic(self.dlq_topic)]
 
@@ -266,25 +275,48 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes], keys: list[b
 
 
 async def _read_all(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(await partition_count(bootstrap, topic))]
-        if not tps:
-            return []
-        consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        wanted = {tp for tp in tps if ends[tp] > 0}
+        if not wanted:
+            return []
+        consumer.assign(sorted(wanted))
         records: list[Any] = []
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=2000)
-            if not batch:
-                break
-            for tp, messages in batch.items():
+        deadline = time.monotonic() + 30
+        while wanted and time.monotonic() < deadline:
+            for tp, messages in (await consumer.getmany(timeout_ms=1000)).items():
                 records.extend(m for m in messages if m.offset < ends[tp])
-                if messages and messages[-1].offset >= ends[tp] - 1:
-                    remaining.discard(tp)
+                if await consumer.position(tp) >= ends[tp]:
+                    wanted.discard(tp)
+        if wanted:
+            raise AssertionError(f"could not read {topic} to its end: {sorted(wanted)}")
         return records
     finally:
         await consumer.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+async def _group_lag(bootstrap: str, group: str, topic: str) -> int:
+    committed = await _committed(bootstrap, group, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(await partition_count(bootstrap, topic))]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return sum(end - committed.get(tp.partition, 0) for tp, end in ends.items())

@@ -88,7 +88,7 @@ class LocalKafka(ManagedProcess):
         if (self.data_dir / "meta.properties").exists():
             return
         result = subprocess.run(
-            self.java("kafka.tools.StorageTool", "format", "-t", _kafka_uuid(), "-c", str(properties)),
+            self.java("kafka.tools.StorageTool", "format", f"--cluster-id={_kafka_uuid()}", "-c", str(properties)),
             capture_output=True, text=True,
         )
         if result.returncode != 0:

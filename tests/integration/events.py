@@ -1,0 +1,67 @@
+"""Events for the integration tests, and the stock a correct pipeline must show for them."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Iterable
+
+PRODUCTS = [1000 + i for i in range(12)]
+
+
+def order(n: int, product: int, quantity: int = 2, **extra: object) -> dict:
+    return {
+        "event_type": "ORDER_CREATED", "order_line_id": n, "customer_id": 1 + n % 150, "product_id": product,
+        "quantity": quantity, "unit_price": 12.5, "total_price": round(quantity * 12.5, 2),
+        "product_name": f"Cuvée n°{product} 🍷", "sales_channel": "Boutique Paris", **extra,
+    }
+
+
+def adjustment(n: int, product: int, change: int) -> dict:
+    return {
+        "event_type": "INVENTORY_ADJUSTED", "event_id": f"adj-{n}", "product_id": product,
+        "quantity_change": change, "adjustment_type": "REPLENISHMENT" if change > 0 else "SPOILAGE",
+        "warehouse": "Entrepôt de Bercy",
+    }
+
+
+def valid_events(count: int, start: int = 0) -> list[dict]:
+    """A deterministic mix: 70% orders, 30% adjustments, over a dozen products, with undeclared fields."""
+    events = []
+    for n in range(start, start + count):
+        product = PRODUCTS[n % len(PRODUCTS)]
+        if n % 10 < 7:
+            events.append(order(n, product, quantity=1 + n % 6, loyalty={"carte": "Or", "points": [n, n * 2]}))
+        else:
+            events.append(adjustment(n, product, change=(n % 40) - 10 or 5))
+    return events
+
+
+INVALID_PAYLOADS: list[tuple[bytes, str]] = [
+    (b"not json at all", "not_json"),
+    (b"\xff\xfe\x00 not utf-8", "not_utf8"),
+    (b"[1, 2, 3]", "not_object"),
+    (b"null", "not_object"),
+    (json.dumps({"event_type": "ORDER_DELETED", "product_id": 1000}).encode(), "unknown_event_type"),
+    (json.dumps({"event_type": "ORDER_CREATED", "product_id": 1000}).encode(), "missing_field"),
+    (json.dumps({**order(1, 1000), "quantity": "six"}).encode(), "wrong_type"),
+    (json.dumps({**order(2, 1000), "product_id": True}).encode(), "wrong_type"),
+    (json.dumps(order(3, 1000, quantity=0)).encode(), "out_of_range"),
+    (json.dumps({**order(4, 1000), "quantity": 10**40}).encode(), "out_of_range"),
+    (json.dumps({**adjustment(5, 1000, 3), "adjustment_type": "THEFT"}).encode(), "out_of_range"),
+]
+
+
+def expected_stock(events: Iterable[dict]) -> dict[str, int]:
+    stock: dict[str, int] = defaultdict(int)
+    for event in events:
+        key = str(event["product_id"])
+        if event["event_type"] == "ORDER_CREATED":
+            stock[key] -= event["quantity"]
+        else:
+            stock[key] += event["quantity_change"]
+    return dict(stock)
+
+
+def encoded(events: Iterable[dict]) -> list[bytes]:
+    return [json.dumps(e, ensure_ascii=False).encode("utf-8") for e in events]

@@ -1,0 +1,89 @@
+"""The stream on the real broker: DLQ holds exactly the invalid inputs; /stock/ equals a recomputation,
+after a restart, and from either of two workers sharing 8 partitions."""
+
+from __future__ import annotations
+
+import base64
+import random
+
+import pytest
+
+from caves_faust.devstack.harness import wait_until
+from tests.integration.events import INVALID_PAYLOADS, encoded, expected_stock, valid_events
+
+pytestmark = pytest.mark.integration
+
+
+def mixed_stream(valid: list[dict], seed: int = 7) -> tuple[list[bytes], list[bytes | None]]:
+    """Valid events and every kind of invalid one, shuffled; keys mixed (by product, none, unrelated)."""
+    payloads = encoded(valid) + [p for p, _ in INVALID_PAYLOADS]
+    rng = random.Random(seed)
+    rng.shuffle(payloads)
+    keys = [rng.choice([None, b"boutique-paris", str(rng.randint(1000, 1011)).encode()]) for _ in payloads]
+    return payloads, keys
+
+
+def assert_stock_served(worker, expected: dict[str, int]) -> None:
+    for product_id, stock in expected.items():
+        status, body = worker.get(f"/stock/{product_id}/")
+        assert status == 200 and body["stock"] == stock, (product_id, status, body)
+        assert set(body["window"]) >= {"start", "end", "units_sold", "revenue", "net_adjustment", "order_count"}
+    status, body = worker.get("/stock/")
+    assert status == 200
+    assert {p["product_id"]: p["stock"] for p in body["products"]} == expected
+
+
+def stock_matches(worker, expected: dict[str, int]) -> bool:
+    status, body = worker.get("/stock/")
+    return status == 200 and {p["product_id"]: p["stock"] for p in body["products"]} == expected
+
+
+def test_mixed_stream_dlq_stock_and_restart(pipeline, start_worker):
+    valid = valid_events(600)
+    payloads, keys = mixed_stream(valid)
+    worker = start_worker()
+    coordinates = pipeline.produce(payloads, keys)
+    expected = expected_stock(valid)
+
+    wait_until(lambda: pipeline.lag() == 0, 90, "every input processed and committed")
+    wait_until(lambda: stock_matches(worker, expected), 30, "stock equal to the recomputation")
+
+    letters = pipeline.dead_letters()
+    invalid_at = {coordinates[i]: p for i, p in enumerate(payloads) if p in dict(INVALID_PAYLOADS)}
+    assert len(letters) == len(INVALID_PAYLOADS)
+    for letter in letters:
+        original = invalid_at[(letter["partition"], letter["offset"])]
+        assert letter["error_type"] == dict(INVALID_PAYLOADS)[original]
+        assert letter["error_message"] and letter["topic"] == pipeline.sales_topic and letter["timestamp"]
+        stored = letter["payload"].encode() if letter["payload_encoding"] == "utf-8" else base64.b64decode(letter["payload"])
+        assert stored == original
+    assert pipeline.row_count() == len(valid)
+    assert_stock_served(worker, expected)
+    status, body = worker.get("/stock/999999/")
+    assert status == 404 and "999999" in body["error"]
+
+    assert worker.terminate() == 0
+    restarted = start_worker()
+    # Offsets were committed: the restarted worker reads no sales event again, its stock is recovered state.
+    wait_until(lambda: stock_matches(restarted, expected), 60, "stock recovered after the restart")
+    assert_stock_served(restarted, expected)
+    more = valid_events(50, start=600)
+    pipeline.produce(encoded(more))
+    expected_after = expected_stock(valid + more)
+    wait_until(lambda: stock_matches(restarted, expected_after), 60, "stock after the restart")
+    assert len(pipeline.dead_letters()) == len(INVALID_PAYLOADS)
+
+
+def test_two_workers_each_serve_every_product(pipeline, start_worker):
+    first = start_worker(0)
+    second = start_worker(1)
+    valid = valid_events(400)
+    pipeline.produce(encoded(valid), [str(e["product_id"]).encode() for e in valid])
+    expected = expected_stock(valid)
+
+    wait_until(lambda: pipeline.lag() == 0, 90, "every input processed and committed")
+    wait_until(lambda: stock_matches(first, expected) and stock_matches(second, expected), 60,
+               "both workers serving the full stock")
+    assert_stock_served(first, expected)
+    assert_stock_served(second, expected)
+    assert pipeline.row_count() == len(valid)

@@ -1,0 +1,71 @@
+"""Whatever a producer sends ends valid or dead-lettered: never both, never neither, never a crash."""
+
+from __future__ import annotations
+
+import json
+
+from faust.events import Event
+from faust.types import Message
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from caves_faust.app import app
+from caves_faust.dlq import DeadLetter
+from caves_faust.sink import classify
+from caves_faust.validation import InvalidEvent, validate
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5),
+    max_leaves=30,
+)
+
+# Events shaped like real ones but with arbitrary values in the fields that matter.
+near_valid = st.fixed_dictionaries(
+    {"event_type": st.sampled_from(["ORDER_CREATED", "INVENTORY_ADJUSTED", "OTHER"]) | json_values},
+    optional={
+        name: json_values | st.integers(-10, 10**12)
+        for name in ["order_line_id", "customer_id", "product_id", "quantity", "event_id", "quantity_change",
+                     "total_price", "discount", "unit_price"]
+    } | {"adjustment_type": st.sampled_from(["REPLENISHMENT", "CORRECTION", "SPOILAGE", "THEFT"])},
+)
+
+payloads = (
+    st.binary(max_size=300)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | near_valid.map(lambda v: json.dumps(v, ensure_ascii=False).encode())
+)
+
+
+def event_for(payload: bytes, offset: int) -> Event:
+    message = Message(
+        topic="sales_events", partition=offset % 3, offset=offset, timestamp=1_800_000_000.0, timestamp_type=0,
+        headers=[], key=None, value=payload, checksum=None,
+    )
+    return Event(app, None, payload, [], message)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=payloads)
+def test_validate_answers_every_payload_with_a_result_or_an_invalid_event(payload):
+    try:
+        valid = validate(payload)
+    except InvalidEvent as error:
+        assert error.error_type and error.message
+        letter = json.loads(DeadLetter(event_for(payload, 0), error).to_json())
+        assert letter["error_type"] == error.error_type and letter["offset"] == 0
+    else:
+        assert json.loads(valid.text) == json.loads(payload)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(payloads, max_size=20))
+def test_every_input_of_a_batch_is_either_accepted_or_dead_lettered(batch):
+    events = [event_for(p, i) for i, p in enumerate(batch)]
+    accepted, letters = classify(events)
+    accepted_offsets = {a.offset for a in accepted}
+    lettered_offsets = {letter.offset for letter in letters}
+    assert accepted_offsets.isdisjoint(lettered_offsets)
+    assert accepted_offsets | lettered_offsets == set(range(len(batch)))
+    for a in accepted:
+        assert json.loads(a.row())["c"] == json.loads(batch[a.offset])
