@@ -55,5 +55,5 @@ async def test_the_stock_agent_fills_both_tables_and_ignores_the_replay():
 def test_movements_are_keyed_like_the_tables_so_lookups_route_to_the_owner():
     from caves_faust.stock import stock_movements_topic
 
-    for table in (stock_table, window_table):
+    for table in (stock_table, window_table.table):
         assert stock_movements_topic.prepare_key("1015", None) == table.changelog_topic.prepare_key("1015", None)
