@@ -118,6 +118,8 @@ class Settings:
     snowflake_database: str = _setting("SNOWFLAKE_DATABASE", "WINE_SALES_DB")
     snowflake_schema: str = _setting("SNOWFLAKE_SCHEMA", "RAW_DATA")
     snowflake_role: str = _setting("SNOWFLAKE_ROLE", "")
+    # How long one Snowflake call may take, the connector's own retries included, before the sink backs off.
+    snowflake_timeout_seconds: float = _setting("SNOWFLAKE_TIMEOUT_SECONDS", "30", _positive_float)
     snowflake_host: str = _setting("SNOWFLAKE_HOST", "localhost")
     snowflake_port: int = _setting("SNOWFLAKE_PORT", "8085", _port)
     snowflake_protocol: str = _setting("SNOWFLAKE_PROTOCOL", "http", _choice("http", "https"))

@@ -17,14 +17,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable, Sequence, Set, TypeVar
 
+from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, EventT, StreamT
-from snowflake.connector.errors import DatabaseError
 
 from caves_faust import metrics
 from caves_faust.app import app, dlq_topic, sales_topic, settings
 from caves_faust.dlq import DeadLetter, DeadLetters, encode_bytes
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
-from caves_faust.warehouse import OUTAGE_ERRORS, Batch, FencedOut, Warehouse, describe
+from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, describe, is_content_error
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,25 @@ def classify(events: Sequence[EventT]) -> tuple[list[Accepted], list[DeadLetter]
     return accepted, letters
 
 
+class SinkStopped(Exception):
+    """The worker is shutting down while a write is still failing: leave the batch unacknowledged."""
+
+
 class Backoff:
     """Capped exponential backoff with one log line when a failure streak starts and one when it ends."""
 
-    def __init__(self, what: str, max_seconds: float):
+    def __init__(self, what: str, max_seconds: float, stopping: Callable[[], bool]):
         self.what = what
         self.max_seconds = max_seconds
+        self.stopping = stopping
         self.failures = 0
         self.started = 0.0
 
     async def retry(self, reason: str, exc: BaseException) -> None:
+        if self.stopping():
+            # Unacknowledged, so uncommitted: the next run replays the batch, and the high-water marks
+            # make that replay write each event once.
+            raise SinkStopped(f"{self.what} still failing at shutdown: {_one_line(exc)}")
         if self.failures == 0:
             self.started = time.monotonic()
             log.warning("%s unavailable, retrying with backoff: reason=%s error=%s", self.what, reason, _one_line(exc))
@@ -105,12 +114,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 class SnowflakeSink:
-    def __init__(self, warehouse: Warehouse, dead_letters: DeadLetters, topic: str, retry_max_seconds: float):
+    def __init__(self, warehouse: Warehouse, dead_letters: DeadLetters, topic: str, retry_max_seconds: float,
+                 stopping: Callable[[], bool]):
         self.stats = SessionStats()
         self.warehouse = warehouse
         self.dead_letters = dead_letters
         self.topic = topic
         self.retry_max_seconds = retry_max_seconds
+        self.stopping = stopping
         # partition -> highest offset stored in Snowflake (None: the partition has no row yet); absent: not read.
         self._high_waters: dict[int, int | None] = {}
         self._bootstrapped = False
@@ -142,11 +153,11 @@ class SnowflakeSink:
         )
 
     async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        backoff = Backoff(what, self.retry_max_seconds)
+        backoff = Backoff(what, self.retry_max_seconds, self.stopping)
         while True:
             try:
                 result = await attempt()
-            except Exception as exc:  # any failure of the DLQ write: keep the events, try again
+            except (KafkaError, OSError, asyncio.TimeoutError, RuntimeError) as exc:  # keep the events, try again
                 await backoff.retry("dlq_write", exc)
                 continue
             backoff.succeeded()
@@ -154,7 +165,7 @@ class SnowflakeSink:
 
     async def _store(self, accepted: list[Accepted], events: Sequence[EventT]) -> tuple[int, int, int, float]:
         """Write the rows not stored yet; returns (rows written, replays skipped, rows rejected, insert seconds)."""
-        backoff = Backoff("Snowflake", self.retry_max_seconds)
+        backoff = Backoff("Snowflake", self.retry_max_seconds, self.stopping)
         rejected = 0
         while True:
             try:
@@ -169,18 +180,15 @@ class SnowflakeSink:
                 log.warning("sink: %s; re-reading high-water marks", exc)
                 self.forget({e.message.partition for e in events})
                 continue
-            except OUTAGE_ERRORS as exc:
-                self.warehouse.reset()
-                metrics.snowflake_up.set(0)
-                metrics.snowflake_failures.labels(reason="outage").inc()
-                await backoff.retry("outage", exc)
-                continue
-            except DatabaseError as exc:
-                metrics.snowflake_failures.labels(reason="rejected").inc()
-                refused = await self._refused_rows(fresh, exc)
-                if refused is None:  # the table itself is failing: wait like an outage
-                    await backoff.retry("table_error", exc)
+            except WAREHOUSE_ERRORS as exc:
+                refused = await self._refused_rows(fresh, exc) if is_content_error(exc) else None
+                if refused is None:  # unreachable, restarting, or the table itself failing: wait
+                    self.warehouse.reset()
+                    metrics.snowflake_up.set(0)
+                    metrics.snowflake_failures.labels(reason="outage").inc()
+                    await backoff.retry("outage", exc)
                     continue
+                metrics.snowflake_failures.labels(reason="rejected").inc()
                 rejected += len(refused)
                 refused_ids = {id(a) for a in refused}
                 accepted = [a for a in accepted if id(a) not in refused_ids]
@@ -219,14 +227,13 @@ class SnowflakeSink:
             for p, offset in newest.items() if offset > _or_minus_one(self._high_waters[p])
         }
 
-    async def _refused_rows(self, fresh: list[Accepted], exc: DatabaseError) -> list[Accepted] | None:
+    async def _refused_rows(self, fresh: list[Accepted], exc: BaseException) -> list[Accepted] | None:
         """Dead-letter the rows Snowflake refuses for their content; None when it refuses even a plain row."""
         try:
             if not await asyncio.to_thread(self.warehouse.accepts, [PROBE_ROW]):
                 return None
             indexes = await asyncio.to_thread(self.warehouse.rejected, [a.row() for a in fresh])
-        except OUTAGE_ERRORS:
-            self.warehouse.reset()
+        except WAREHOUSE_ERRORS:
             return None
         refused = [fresh[i] for i in indexes]
         letters = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", _one_line(exc))) for a in refused]
@@ -260,6 +267,7 @@ sink = SnowflakeSink(
     DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap),
     settings.sales_topic,
     settings.sink_retry_max_seconds,
+    stopping=lambda: app.should_stop,
 )
 
 
@@ -267,7 +275,17 @@ sink = SnowflakeSink(
 async def snowflake_sink(stream: StreamT) -> None:
     log.info("sink: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
     async for events in stream.noack_take(settings.sink_max_batch, within=settings.sink_flush_seconds):
-        await sink.flush(events)
+        try:
+            await sink.flush(events)
+        except SinkStopped as stopped:
+            log.warning("sink: %s; the batch stays uncommitted and will be replayed", stopped)
+            return
+        except Exception as exc:
+            # Faust would restart a crashed agent past these unacknowledged events, blocking commits:
+            # stop the worker instead, so that it restarts from the committed offsets.
+            log.exception("sink: unexpected failure, stopping the worker")
+            await app.crash(exc)
+            return
         for event in events:
             await stream.ack(event)
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
-from snowflake.connector.errors import DatabaseError, InterfaceError, OperationalError
+from snowflake.connector.errors import DatabaseError, DataError, Error, IntegrityError, InterfaceError, ProgrammingError
 
 from caves_faust.settings import Settings
 
@@ -91,8 +91,15 @@ INSERT_HIGH_WATER = f"INSERT INTO {OFFSETS_TABLE} (TOPIC, PARTITION, HIGH_WATER)
 
 READ_HIGH_WATERS = f"SELECT PARTITION, MAX(HIGH_WATER) FROM {OFFSETS_TABLE} WHERE TOPIC = %s GROUP BY PARTITION"
 
-# Errors that mean "Snowflake is unreachable or overloaded": retry later. Anything else is about content.
-OUTAGE_ERRORS = (OperationalError, InterfaceError)
+def is_content_error(exc: BaseException) -> bool:
+    """Whether Snowflake refused the statement for what it contains (vs. being unreachable, restarting,
+    expiring our session...). Connection-class SQLSTATEs (08xxx) are outages even on a ProgrammingError."""
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    return isinstance(exc, (ProgrammingError, DataError, IntegrityError)) and not sqlstate.startswith("08")
+
+
+# What a warehouse call raises when Snowflake fails: connector errors and the network below them.
+WAREHOUSE_ERRORS = (Error, OSError)
 
 
 class FencedOut(Exception):
@@ -118,8 +125,8 @@ def connect_kwargs(settings: Settings) -> dict[str, Any]:
         "user": settings.snowflake_user,
         "database": settings.snowflake_database,
         "schema": settings.snowflake_schema,
-        "login_timeout": 30,
-        "network_timeout": 60,
+        "login_timeout": settings.snowflake_timeout_seconds,
+        "network_timeout": settings.snowflake_timeout_seconds,
         "application": "caves_faust",
     }
     if settings.embedded_snowflake:
@@ -205,10 +212,10 @@ class Warehouse:
             try:
                 cur.execute(INSERT_BATCH, (rows_json(rows),))
                 return True
-            except OUTAGE_ERRORS:
+            except WAREHOUSE_ERRORS as exc:
+                if is_content_error(exc):
+                    return False
                 raise
-            except DatabaseError:
-                return False
             finally:
                 _rollback_quietly(cur)
 
