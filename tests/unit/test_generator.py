@@ -1,0 +1,164 @@
+"""The event generator: what it makes is what the worker accepts (or, on purpose, rejects for the right reason)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from itertools import islice
+
+import pytest
+
+from caves_faust.generator import (
+    CUSTOMER_IDS,
+    INVALID,
+    MISTAKES,
+    PRODUCT_IDS,
+    SALES_CHANNEL_WEIGHTS,
+    WAREHOUSES,
+    EventGenerator,
+    Message,
+    catalog,
+)
+from caves_faust.models import ADJUSTMENT_TYPES, CATEGORIES, INVENTORY_ADJUSTED, ORDER_CREATED
+from caves_faust.validation import InvalidEvent, validate
+
+SAMPLE = 5000
+
+
+def sample(seed: int = 7, invalid_ratio: float = 0.0, n: int = SAMPLE, **kwargs) -> list[Message]:
+    return list(islice(EventGenerator(seed=seed, invalid_ratio=invalid_ratio, **kwargs), n))
+
+
+def events(messages: list[Message]) -> list[dict]:
+    return [json.loads(m.value) for m in messages]
+
+
+def fixed_clock() -> str:
+    return "2025-10-19T16:30:00.000+00:00"
+
+
+def test_at_zero_invalid_ratio_every_event_passes_validation_as_its_kind():
+    messages = sample()
+
+    for message in messages:
+        valid = validate(message.value)  # raises InvalidEvent otherwise
+        assert message.kind == valid.event.event_type
+        assert message.expected_error is None
+        assert message.key == str(valid.event.product_id).encode()
+
+
+def test_orders_and_adjustments_come_70_30_with_realistic_fields():
+    sent = events(sample())
+    orders = [e for e in sent if e["event_type"] == ORDER_CREATED]
+    adjustments = [e for e in sent if e["event_type"] == INVENTORY_ADJUSTED]
+
+    assert len(orders) + len(adjustments) == SAMPLE
+    assert len(orders) / SAMPLE == pytest.approx(0.70, abs=0.03)
+    assert {e["product_id"] for e in sent} == set(PRODUCT_IDS)
+    assert {e["customer_id"] for e in orders} <= set(CUSTOMER_IDS)
+    assert {e["sales_channel"] for e in orders} == set(SALES_CHANNEL_WEIGHTS)
+    assert len({e["order_line_id"] for e in orders}) == len(orders)
+    assert len({e["event_id"] for e in adjustments}) == len(adjustments)
+    for e in sent:
+        assert datetime.fromisoformat(e["event_timestamp"]).tzinfo is not None
+
+
+def test_a_quarter_of_orders_have_a_discount_and_totals_add_up_to_the_cent():
+    orders = [e for e in events(sample()) if e["event_type"] == ORDER_CREATED]
+
+    discounted = [e for e in orders if e["discount"] > 0]
+    assert len(discounted) / len(orders) == pytest.approx(0.25, abs=0.03)
+    for e in orders:
+        assert 0 <= e["discount"] < 1
+        assert e["total_price"] == round(e["quantity"] * e["unit_price"] * (1 - e["discount"]), 2)
+
+
+def test_adjustment_signs_follow_their_type():
+    adjustments = [e for e in events(sample()) if e["event_type"] == INVENTORY_ADJUSTED]
+    by_type = Counter(e["adjustment_type"] for e in adjustments)
+
+    assert set(by_type) == set(ADJUSTMENT_TYPES)
+    for e in adjustments:
+        change = e["quantity_change"]
+        assert {"REPLENISHMENT": change > 0, "SPOILAGE": change < 0, "CORRECTION": change != 0}[e["adjustment_type"]]
+        assert e["warehouse"] in WAREHOUSES
+    corrections = {e["quantity_change"] > 0 for e in adjustments if e["adjustment_type"] == "CORRECTION"}
+    assert corrections == {True, False}
+
+
+def test_a_product_looks_the_same_in_every_order_whatever_the_seed():
+    seen: dict[int, set[tuple]] = {}
+    for seed in (1, 2):
+        for e in events(sample(seed=seed)):
+            if e["event_type"] == ORDER_CREATED:
+                attributes = (e["product_name"], e["category"], e["unit_price"], e["bottle_size_liters"])
+                seen.setdefault(e["product_id"], set()).add(attributes)
+
+    assert set(seen) == set(PRODUCT_IDS)
+    for product_id, variants in seen.items():
+        product = catalog()[product_id]
+        assert variants == {(product.name, product.category, product.unit_price, product.bottle_size_liters)}
+    assert {p.category for p in catalog().values()} == set(CATEGORIES)
+
+
+def test_same_seed_same_events_different_seed_different_events():
+    assert sample(seed=42, invalid_ratio=0.1, clock=fixed_clock) == sample(seed=42, invalid_ratio=0.1, clock=fixed_clock)
+    assert sample(seed=42, clock=fixed_clock) != sample(seed=43, clock=fixed_clock)
+
+
+def test_with_the_real_clock_the_same_seed_differs_only_in_event_timestamp():
+    def without_timestamp(messages: list[Message]) -> list[dict]:
+        return [{k: v for k, v in e.items() if k != "event_timestamp"} for e in events(messages)]
+
+    assert without_timestamp(sample(seed=5, n=500)) == without_timestamp(sample(seed=5, n=500))
+
+
+def test_invalid_ratio_is_respected_and_every_invalid_event_fails_validation_for_the_announced_reason():
+    messages = sample(invalid_ratio=0.2)
+    invalid = [m for m in messages if m.kind == INVALID]
+
+    assert len(invalid) / SAMPLE == pytest.approx(0.2, abs=0.03)
+    for message in messages:
+        if message.kind == INVALID:
+            with pytest.raises(InvalidEvent) as rejected:
+                validate(message.value)
+            assert rejected.value.error_type == message.expected_error
+            assert message.key.decode().isdigit()  # still keyed by the product it was about
+        else:
+            validate(message.value)
+    assert {m.expected_error for m in invalid} == {mistake.error_type for mistake in MISTAKES}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.error_type)
+def test_each_mistake_is_rejected_with_its_error_type(mistake):
+    generator = EventGenerator(seed=11)
+    for _ in range(50):
+        with pytest.raises(InvalidEvent) as rejected:
+            validate(mistake.spoil(generator.rng, generator.event(mistake.event_type)))
+        assert rejected.value.error_type == mistake.error_type
+
+
+def test_the_mistakes_include_what_real_producers_get_wrong():
+    payloads = [m.value for m in sample(seed=3, invalid_ratio=1.0, n=3000)]
+    texts = [p.decode("utf-8", errors="replace") for p in payloads]
+
+    assert any('"quantity": "six"' in t for t in texts)
+    assert any('"quantity": 2.5' in t for t in texts)
+    assert any('"product_id": true' in t for t in texts)
+    assert any('"event_type": "ORDER_CANCELLED"' in t for t in texts)
+    assert any(t.startswith("[{") for t in texts)
+    assert any(not utf8(p) for p in payloads)
+
+
+def utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_invalid_ratio_outside_0_1_is_refused():
+    with pytest.raises(ValueError):
+        EventGenerator(invalid_ratio=1.5)
