@@ -29,23 +29,25 @@ class EmbeddedSnowflake(ManagedProcess):
                 "--port", str(self.port), "--data-dir", str(self.data_dir.resolve())]
 
 
-def serve(port: int, data_dir: Path) -> None:
+def serve(host: str, port: int, data_dir: Path) -> None:
     import fakesnow.server
     import uvicorn
     from fakesnow.instance import FakeSnow
 
     # Every session shares one DuckDB instance whose databases are files under data_dir.
     fakesnow.server.shared_fs = FakeSnow(db_path=data_dir)
-    uvicorn.run(fakesnow.server.app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(fakesnow.server.app, host=host, port=port, log_level="warning")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Embedded Snowflake (fakesnow) with on-disk data")
+    # Loopback unless opened on purpose (0.0.0.0 in Docker, where the worker is another container).
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    serve(args.port, args.data_dir)
+    serve(args.host, args.port, args.data_dir)
 
 
 if __name__ == "__main__":
