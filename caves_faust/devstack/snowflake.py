@@ -39,13 +39,17 @@ def serve(host: str, port: int, data_dir: Path) -> None:
     uvicorn.run(fakesnow.server.app, host=host, port=port, log_level="warning")
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Embedded Snowflake (fakesnow) with on-disk data")
     # Loopback unless opened on purpose (0.0.0.0 in Docker, where the worker is another container).
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = argument_parser().parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     serve(args.host, args.port, args.data_dir)
 

@@ -1,0 +1,144 @@
+"""docker-compose.yml, as Docker Compose itself reads it, checked against the code and the repository.
+
+No engine needed: `docker compose config` only parses, interpolates and validates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from faust.cli.faust import cli
+
+import caves_faust  # noqa: F401  (registers the app's commands, `generate` among them, on the faust CLI)
+from caves_faust.devstack import snowflake
+from caves_faust.settings import env_names, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+# What the compose file may set for our containers besides caves_faust's settings: Faust's own.
+FAUST_VARIABLES = {"F_DATADIR"}
+OUR_SERVICES = ("worker", "generator", "snowflake")
+DEFAULTS = load_settings(environ={})
+
+
+def compose_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """`docker compose config --format json` with only `env` set: no shell variable or local .env leaks in."""
+    empty_env_file = tmp_path / "empty.env"
+    empty_env_file.write_text("")
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG") if k in os.environ}
+    return subprocess.run(
+        ["docker", "compose", "--project-directory", str(REPO), "--env-file", str(empty_env_file),
+         "config", "--format", "json"],
+        env={**base, **env}, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if shutil.which("docker") is None:
+        pytest.skip("the docker client is not installed")
+    result = compose_config(
+        tmp_path_factory.mktemp("compose"), GRAFANA_ADMIN_PASSWORD="test", COMPOSE_PROFILES="embedded-snowflake"
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
+def environment(service: dict) -> dict:
+    return service.get("environment") or {}
+
+
+def test_the_whole_system_is_there(services):
+    assert set(services) == {"redpanda", "topics", "console", "worker", "generator", "prometheus", "grafana", "snowflake"}
+
+
+def test_every_variable_set_for_our_containers_is_a_real_setting(services):
+    known = set(env_names()) | FAUST_VARIABLES
+    for name in OUR_SERVICES:
+        assert set(environment(services[name])) <= known, name
+
+
+def test_no_credential_lives_in_the_compose_file(services):
+    # With nothing in the environment, every Snowflake setting but the embedded host is left unset.
+    worker_env = environment(services["worker"])
+    assert {k: v for k, v in worker_env.items() if k.startswith("SNOWFLAKE_") and v is not None} == {
+        "SNOWFLAKE_HOST": "snowflake"
+    }
+    assert "SNOWFLAKE_ACCOUNT" in worker_env and "SNOWFLAKE_PASSWORD" in worker_env  # passed on when set
+
+
+def test_grafana_refuses_to_start_without_an_admin_password(services, tmp_path):
+    result = compose_config(tmp_path, COMPOSE_PROFILES="embedded-snowflake")
+
+    assert result.returncode != 0
+    assert "GRAFANA_ADMIN_PASSWORD" in result.stderr
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "test"
+
+
+def test_topics_created_are_the_ones_worker_and_generator_use(services):
+    created = environment(services["topics"])
+    worker, generator = environment(services["worker"]), environment(services["generator"])
+
+    assert created["SALES_TOPIC"] == worker["KAFKA_TOPIC_NAME"] == generator["KAFKA_TOPIC_NAME"] == DEFAULTS.sales_topic
+    assert created["DLQ_TOPIC"] == worker["DLQ_TOPIC_NAME"] == DEFAULTS.dlq_topic
+    assert created["PARTITIONS"] == worker["KAFKA_TOPIC_PARTITIONS"] == str(DEFAULTS.topic_partitions)
+    assert "redpanda:9092" == created["RPK_BROKERS"]
+    assert worker["KAFKA_BROKER"] == generator["KAFKA_BROKER"] == "kafka://redpanda:9092"
+    assert "--advertise-kafka-addr=internal://redpanda:9092,external://localhost:19092" in services["redpanda"]["command"]
+
+
+def test_ports_match_the_code(services):
+    worker = services["worker"]
+    assert "WORKER_WEB_PORT" not in environment(worker)  # so the worker listens on its default...
+    assert [p["target"] for p in worker["ports"]] == [DEFAULTS.web_port]  # ...which is what is published
+    assert f":{DEFAULTS.web_port}/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert environment(worker)["WORKER_WEB_HOST"] == "worker"  # its name for the other containers
+
+    command = services["snowflake"]["command"]
+    args = snowflake.argument_parser().parse_args(command[3:])
+    assert (args.host, args.port) == ("0.0.0.0", DEFAULTS.snowflake_port)
+    assert [p["target"] for p in services["snowflake"]["ports"]] == [DEFAULTS.snowflake_port]
+    assert "SNOWFLAKE_PORT" not in environment(worker)
+
+
+def test_commands_are_real_cli_commands(services):
+    for name, subcommand in (("worker", "worker"), ("generator", "generate")):
+        command = services[name]["command"]
+        assert command[:4] == ["faust", "-A", "caves_faust", subcommand]
+        cli.commands[subcommand].make_context(subcommand, command[4:])  # raises on an unknown option
+    assert services["snowflake"]["command"][:3] == ["python", "-m", snowflake.__name__]
+
+
+def test_mounted_paths_exist_in_the_repo(services):
+    binds = {
+        mount["target"]: Path(mount["source"])
+        for service in services.values() for mount in service.get("volumes", []) if mount["type"] == "bind"
+    }
+    assert binds == {
+        "/etc/prometheus": REPO / "prometheus",
+        "/etc/grafana/provisioning": REPO / "grafana" / "provisioning",
+        "/var/lib/grafana/dashboards": REPO / "grafana" / "dashboards",
+    }
+    assert all(path.is_dir() for path in binds.values())
+
+
+def test_our_services_are_built_from_the_dockerfile(services):
+    for name in OUR_SERVICES:
+        build = services[name]["build"]
+        assert (Path(build["context"]) / build["dockerfile"]) == REPO / "docker" / "Dockerfile"
+    assert (REPO / "docker" / "Dockerfile").is_file() and (REPO / ".dockerignore").is_file()
+
+
+def test_services_start_in_order(services):
+    for name, service in services.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits for {dependency} to be healthy"
+    assert services["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert services["generator"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert services["worker"]["depends_on"]["snowflake"] == {"condition": "service_healthy", "required": False}
+    assert services["snowflake"]["profiles"] == ["embedded-snowflake"]
