@@ -26,12 +26,13 @@ DEFAULTS = load_settings(environ={})
 
 
 def compose_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    """`docker compose config --format json` with only `env` set: no shell variable or local .env leaks in."""
+    """`docker compose config --format json` of docker-compose.yml alone, with only `env` set: no shell variable,
+    local .env or docker-compose.override.yml leaks in."""
     empty_env_file = tmp_path / "empty.env"
     empty_env_file.write_text("")
     base = {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG") if k in os.environ}
     return subprocess.run(
-        ["docker", "compose", "--project-directory", str(REPO), "--env-file", str(empty_env_file),
+        ["docker", "compose", "--file", str(REPO / "docker-compose.yml"), "--env-file", str(empty_env_file),
          "config", "--format", "json"],
         env={**base, **env}, capture_output=True, text=True, timeout=60,
     )
