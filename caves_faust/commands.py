@@ -6,8 +6,6 @@ import asyncio
 import time
 from collections import Counter
 from itertools import islice
-from typing import Any
-
 import click
 from faust.cli import AppCommand, option
 
@@ -35,7 +33,8 @@ class Tally:
         total = sum(self.counts.values())
         elapsed = time.monotonic() - self.started
         kinds = ", ".join(f"{kind} {self.counts[kind]:,}" for kind in (ORDER_CREATED, INVENTORY_ADJUSTED, INVALID))
-        return f"{total:,} events in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f} events/s): {kinds}"
+        rate = total / elapsed if elapsed else 0.0
+        return f"{total:,} events in {elapsed:.1f}s ({rate:,.0f} events/s): {kinds}"
 
 
 @app.command(
@@ -47,7 +46,7 @@ class Tally:
     option("--seed", type=int, default=None,
            help="Same seed, same events (all but event_timestamp). [default: random]"),
 )
-async def generate(self: AppCommand, count: int | None, rate: float, invalid_ratio: float, seed: int | None) -> Any:
+async def generate(self: AppCommand, count: int | None, rate: float, invalid_ratio: float, seed: int | None) -> None:
     """Send realistic Les Caves d'Albert sales events to the sales topic, keyed by product id."""
     # Before the producer exists: lets sends share requests instead of each leaving alone.
     self.app.conf.producer_linger = PRODUCER_LINGER_SECONDS
