@@ -38,7 +38,8 @@ class Tally:
 
 
 @app.command(
-    option("--count", type=click.IntRange(min=1), default=None, help="How many events to send. [default: until stopped]"),
+    option("--count", type=click.IntRange(min=1), default=None,
+           help="How many events to send. [default: until stopped]"),
     option("--rate", type=click.FloatRange(min=0), default=DEFAULT_RATE, show_default=True,
            help="Events per second; 0 sends as fast as possible."),
     option("--invalid-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True,

@@ -47,7 +47,10 @@ def test_generate_sends_exactly_count_events_keyed_by_product_and_reproducible_b
 
 
 def test_faust_send_puts_one_event_on_the_topic_as_given(pipeline, tmp_path):
-    event = '{"event_type": "INVENTORY_ADJUSTED", "event_id": "adj-1", "product_id": 1015, "quantity_change": 24, "adjustment_type": "REPLENISHMENT"}'
+    event = (
+        '{"event_type": "INVENTORY_ADJUSTED", "event_id": "adj-1", "product_id": 1015, "quantity_change": 24, '
+        '"adjustment_type": "REPLENISHMENT"}'
+    )
 
     result = run_cli(pipeline, tmp_path, "send", pipeline.sales_topic, event, "-k", "1015")
 

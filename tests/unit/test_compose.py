@@ -54,7 +54,9 @@ def environment(service: dict) -> dict:
 
 
 def test_the_whole_system_is_there(services):
-    assert set(services) == {"redpanda", "topics", "console", "worker", "generator", "prometheus", "grafana", "snowflake"}
+    assert set(services) == {
+        "redpanda", "topics", "console", "worker", "generator", "prometheus", "grafana", "snowflake"
+    }
 
 
 def test_every_variable_set_for_our_containers_is_a_real_setting(services):
@@ -87,9 +89,10 @@ def test_topics_created_are_the_ones_worker_and_generator_use(services):
     assert created["SALES_TOPIC"] == worker["KAFKA_TOPIC_NAME"] == generator["KAFKA_TOPIC_NAME"] == DEFAULTS.sales_topic
     assert created["DLQ_TOPIC"] == worker["DLQ_TOPIC_NAME"] == DEFAULTS.dlq_topic
     assert created["PARTITIONS"] == worker["KAFKA_TOPIC_PARTITIONS"] == str(DEFAULTS.topic_partitions)
-    assert "redpanda:9092" == created["RPK_BROKERS"]
+    assert created["RPK_BROKERS"] == "redpanda:9092"
     assert worker["KAFKA_BROKER"] == generator["KAFKA_BROKER"] == "kafka://redpanda:9092"
-    assert "--advertise-kafka-addr=internal://redpanda:9092,external://localhost:19092" in services["redpanda"]["command"]
+    advertised = "--advertise-kafka-addr=internal://redpanda:9092,external://localhost:19092"
+    assert advertised in services["redpanda"]["command"]
 
 
 def test_ports_match_the_code(services):
