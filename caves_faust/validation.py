@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -73,7 +74,22 @@ def parse_json(raw: bytes | None) -> tuple[dict[str, Any], str]:
         raise InvalidEvent("not_json", str(exc)[:200]) from None
     if not isinstance(value, dict):
         raise InvalidEvent("not_object", f"expected a JSON object, got {_json_type(value)}")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise InvalidEvent("not_json", "a string holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF)")
     return value, text
+
+
+# JSON may escape a lone surrogate ("\ud800"); it is no Unicode text, and warehouses refuse it. The
+# regex is a cheap pre-check so that only the rare payloads with such escapes are walked.
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_type(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -9,7 +10,8 @@ import time
 import pytest
 
 from caves_faust.devstack.harness import Pipeline, wait_until
-from tests.integration.events import encoded, expected_stock, valid_events
+from caves_faust.warehouse import DDL
+from tests.integration.events import encoded, expected_stock, order, valid_events
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +135,21 @@ def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker):
     wait_until(all_rows_in(pipeline, len(sent)), 120, f"{len(sent)} rows after the restart")
     assert_exactly_once(pipeline, coordinates, sent)
     assert not re.search(r"skipped_replays=[1-9]", restarted.log_text()), "the restart replayed stored events"
+
+
+def test_a_row_snowflake_refuses_goes_to_the_dlq_and_the_others_are_stored(pipeline, start_worker, stack):
+    # A stricter table than the one the sink creates, as a DBA might declare it: products above 999 are refused.
+    stack.query(pipeline.database, DDL[0].replace("PRODUCT_ID INTEGER", "PRODUCT_ID NUMBER(3, 0)"))
+    accepted = [order(n, product=100 + n) for n in range(30)]
+    refused = order(99, product=1049)
+    payloads = encoded(accepted[:17] + [refused] + accepted[17:])
+    start_worker()
+    coordinates = pipeline.produce(payloads)
+
+    wait_until(lambda: pipeline.lag() == 0, 90, "every input processed and committed")
+
+    assert_exactly_once(pipeline, coordinates[:17] + coordinates[18:], accepted)
+    [letter] = pipeline.dead_letters()
+    assert letter["error_type"] == "snowflake_rejected" and "1049" in letter["error_message"]
+    assert (letter["partition"], letter["offset"]) == coordinates[17]
+    assert json.loads(letter["payload"]) == refused

@@ -118,3 +118,11 @@ def test_error_messages_name_the_field():
     with pytest.raises(InvalidEvent) as caught:
         validate(raw({**ORDER, "quantity": "six"}))
     assert "'quantity'" in caught.value.message and "integer" in caught.value.message
+
+
+def test_lone_surrogates_are_invalid_but_paired_ones_are_text():
+    assert error_of(b'{"event_type": "ORDER_CREATED", "note": "\\ud800"}') == "not_json"
+    paired = {**ORDER, "note": "\U0001f377"}
+    escaped = json.dumps(paired).encode()  # ensure_ascii: the glass of wine as a surrogate pair
+    assert b"\\ud83c" in escaped
+    assert json.loads(validate(escaped).text)["note"] == "\U0001f377"
