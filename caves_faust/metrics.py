@@ -1,13 +1,16 @@
 """Prometheus metrics of the pipeline (names and labels are part of the contract).
 
 They live in prometheus_client's default registry, which the worker serves at /metrics together with
-Faust's own sensor metrics. Label values are bounded: event and error types are fixed sets, and
-product ids come from the merchant's catalog.
+Faust's own sensor metrics. Label values are bounded: event and error types are fixed sets, partitions
+are those of the sales topic, and product ids come from the merchant's catalog. Nothing names the
+worker: Prometheus tells workers apart by its `instance` label.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from caves_faust.models import EVENT_TYPES
 
 BATCH_SIZE_BUCKETS = (1, 10, 25, 50, 100, 200, 500, 1000, 2500, 5000, 10000)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -37,6 +40,22 @@ event_size = Histogram(
 )
 snowflake_retries = Counter("snowflake_retries", "Snowflake batch writes retried after an error", ["reason"])
 snowflake_failures = Counter("snowflake_failures", "Snowflake batch writes that failed", ["reason"])
-snowflake_up = Gauge("snowflake_up", "1 when the last Snowflake write succeeded, 0 during an outage")
-consumer_lag = Gauge("kafka_consumer_lag", "Messages behind the end of the partition", ["topic", "partition"])
+snowflake_up = Gauge(
+    "snowflake_up", "1 when the last Snowflake write succeeded, 0 during an outage and before the first write",
+)
+consumer_lag = Gauge(
+    "kafka_consumer_lag", "Messages of an assigned sales partition not committed yet (end offset - committed)",
+    ["topic", "partition"],
+)
 stock_level = Gauge("product_stock_units", "Running stock per product (owned partitions)", ["product_id"])
+
+# The label values the sink records, exported at 0 from the start: a counter series that appears with its
+# first increment loses that increment in rate()/increase(), and panels would show "No data" instead of 0.
+for _event_type in EVENT_TYPES:
+    events_consumed.labels(event_type=_event_type, status="valid")
+    events_inserted.labels(event_type=_event_type)
+events_consumed.labels(event_type="INVALID", status="invalid")
+for _reason in ("outage", "dlq_write"):
+    snowflake_retries.labels(reason=_reason)
+for _reason in ("outage", "rejected"):
+    snowflake_failures.labels(reason=_reason)
