@@ -73,23 +73,24 @@ DDL = [
         GROUP BY PRODUCT_ID""",
 ]
 
-# One small statement per batch with the whole batch bound as one JSON array parameter: several times
-# faster than a multi-row VALUES insert, and values are never formatted into SQL.
+# One small statement per batch with the whole batch bound as one JSON array parameter, bound on the
+# server (qmark paramstyle): the statement stays a few hundred bytes however large the batch, instead of
+# the connector inlining megabytes of literal for the server to tokenize, and values never touch the SQL.
 INSERT_BATCH = f"""INSERT INTO {RAW_EVENTS_TABLE} (EVENT_TYPE, PRODUCT_ID, CUSTOMER_ID, EVENT_METADATA, EVENT_CONTENT)
     SELECT value:c:event_type::VARCHAR, value:c:product_id::INTEGER, value:c:customer_id::INTEGER,
            value:m::OBJECT, value:c
-    FROM TABLE(FLATTEN(input => PARSE_JSON(%s)))"""
+    FROM TABLE(FLATTEN(input => PARSE_JSON(?)))"""
 
 # Optimistic fencing: the row moves only if nobody else moved it since we read it, so a worker that
 # lost its partitions in a rebalance (a zombie) cannot commit duplicates behind the new owner.
 ADVANCE_HIGH_WATER = f"""UPDATE {OFFSETS_TABLE} SET HIGH_WATER = s.NEW_HW, UPDATED_AT = CURRENT_TIMESTAMP()
     FROM (SELECT value:p::INTEGER AS P, value:old::INTEGER AS OLD_HW, value:new::INTEGER AS NEW_HW
-          FROM TABLE(FLATTEN(input => PARSE_JSON(%s)))) s
-    WHERE {OFFSETS_TABLE}.TOPIC = %s AND {OFFSETS_TABLE}.PARTITION = s.P AND {OFFSETS_TABLE}.HIGH_WATER = s.OLD_HW"""
+          FROM TABLE(FLATTEN(input => PARSE_JSON(?)))) s
+    WHERE {OFFSETS_TABLE}.TOPIC = ? AND {OFFSETS_TABLE}.PARTITION = s.P AND {OFFSETS_TABLE}.HIGH_WATER = s.OLD_HW"""
 
-INSERT_HIGH_WATER = f"INSERT INTO {OFFSETS_TABLE} (TOPIC, PARTITION, HIGH_WATER) VALUES (%s, %s, %s)"
+INSERT_HIGH_WATER = f"INSERT INTO {OFFSETS_TABLE} (TOPIC, PARTITION, HIGH_WATER) VALUES (?, ?, ?)"
 
-READ_HIGH_WATERS = f"SELECT PARTITION, MAX(HIGH_WATER) FROM {OFFSETS_TABLE} WHERE TOPIC = %s GROUP BY PARTITION"
+READ_HIGH_WATERS = f"SELECT PARTITION, MAX(HIGH_WATER) FROM {OFFSETS_TABLE} WHERE TOPIC = ? GROUP BY PARTITION"
 
 def is_content_error(exc: BaseException) -> bool:
     """Whether Snowflake refused the statement for what it contains (vs. being unreachable, restarting,
@@ -128,6 +129,7 @@ def connect_kwargs(settings: Settings) -> dict[str, Any]:
         "login_timeout": settings.snowflake_timeout_seconds,
         "network_timeout": settings.snowflake_timeout_seconds,
         "application": "caves_faust",
+        "paramstyle": "qmark",
     }
     if settings.embedded_snowflake:
         return {

@@ -1,0 +1,1 @@
+"""Benchmarks of caves_faust (`make bench`): each prints one summary line and writes a JSON result."""

@@ -1,0 +1,169 @@
+"""`python -m benchmarks [NAME ...]` (`make bench`): ceiling+pipeline, sink, latency, memory.
+
+Ratios are what count: these machines are noisy, so each ratio is measured within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+from caves_faust.generator import EventGenerator
+from caves_faust.settings import load_settings
+from caves_faust.warehouse import Batch, Warehouse, rows_json
+
+from benchmarks.common import BenchStack, ceiling, messages, produce, report, rss_mb, row_count
+from caves_faust.devstack.harness import wait_until
+
+PIPELINE_EVENTS = 100_000
+SINK_BATCH_SIZES = (100, 1000, 5000, 20000)
+SINK_ROWS = 40_000
+LATENCY_RATE = 1000  # events/s
+LATENCY_SECONDS = 30
+SOAK_EVENTS = 1_000_000
+SOAK_CHUNK = 100_000
+
+
+def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], **env: str) -> dict:
+    """Pre-produce `events`, start a worker, time until every one is a row; peak and sampled RSS."""
+    pipeline = bench.pipeline(name, **env)
+    produce(bench.stack.bootstrap, pipeline.sales_topic, events)
+    conn = bench.stack.snowflake_connection(pipeline.database)
+    worker = pipeline.worker()
+    started = time.perf_counter()
+    worker.start(wait_assigned=False)
+    samples: list[float] = []
+    try:
+        while (rows := row_count(pipeline, conn)) < len(events):
+            samples.append(rss_mb(worker.process.pid))
+            assert worker.process.poll() is None, worker.log_text()[-2000:]
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.stop()
+        conn.close()
+    return {"events": len(events), "rows": rows, "seconds": round(elapsed, 2),
+            "events_per_second": round(len(events) / elapsed), "peak_rss_mb": round(max(samples or [0]), 1),
+            "rss_samples_mb": [round(s, 1) for s in samples]}
+
+
+def bench_pipeline(bench: BenchStack) -> None:
+    events = messages(PIPELINE_EVENTS)
+    result = pipeline_run(bench, "bench_pipeline", events)
+    bare = ceiling(bench, "bench_pipeline_sales_events", len(events))  # the very same events
+    ratio = result["events_per_second"] / bare
+    report("pipeline", f"{result['events_per_second']} events/s into Snowflake, bare Faust ceiling {bare:.0f} "
+           f"events/s, ratio {ratio:.2f}, worker peak RSS {result['peak_rss_mb']} MB",
+           {**{k: v for k, v in result.items() if k != "rss_samples_mb"}, "ceiling_events_per_second": round(bare),
+            "ratio_to_ceiling": round(ratio, 3)})
+
+
+def bench_sink(bench: BenchStack) -> None:
+    """Rows/s of the Snowflake write path alone (one transaction per batch, as the sink does)."""
+    settings = load_settings({"SNOWFLAKE_PORT": str(bench.stack.snowflake.port), "SNOWFLAKE_HOST": "127.0.0.1",
+                              "SNOWFLAKE_DATABASE": "BENCH_SINK_DB"}, dotenv=False)
+    warehouse = Warehouse(settings)
+    warehouse.bootstrap()
+    contents = [value.decode() for _, value in messages(max(SINK_BATCH_SIZES))]
+    figures = {}
+    offset = -1
+    for size in SINK_BATCH_SIZES:
+        batches = max(1, SINK_ROWS // size)
+        started = time.perf_counter()
+        for b in range(batches):
+            rows = [f'{{"m":{{"topic":"bench","partition":0,"offset":{offset + 1 + i}}},"c":{contents[i]}}}'
+                    for i in range(size)]
+            old = offset if offset >= 0 else None
+            offset += size
+            warehouse.write("bench", Batch(rows, {0: (old, offset)}))
+        figures[str(size)] = round(batches * size / (time.perf_counter() - started))
+    warehouse.close()
+    best = max(figures, key=figures.get)
+    report("sink", "rows/s by batch size " + ", ".join(f"{k}: {v}" for k, v in figures.items())
+           + f" (best at {best})", {"rows_per_second_by_batch_size": figures, "rows_json_bytes_per_row":
+                                    len(rows_json(rows)) // len(rows)})
+
+
+def bench_latency(bench: BenchStack) -> None:
+    """At a steady LATENCY_RATE events/s: Kafka produce timestamp -> INGESTION_TIME of its row, p50/p95/p99."""
+    pipeline = bench.pipeline("bench_latency")
+    worker = pipeline.worker().start()
+    conn = bench.stack.snowflake_connection(pipeline.database)
+    total = LATENCY_RATE * LATENCY_SECONDS
+    events = messages(total, seed=7)
+    produced = 0
+    started = time.perf_counter()
+    while produced < total:
+        due = int((time.perf_counter() - started) * LATENCY_RATE)
+        if due > produced:
+            chunk = events[produced:min(due, total)]
+            produce(bench.stack.bootstrap, pipeline.sales_topic, chunk)
+            produced += len(chunk)
+        time.sleep(0.01)
+    wait_until(lambda: row_count(pipeline, conn) >= total, 120, "every row")
+    with conn.cursor() as cur:
+        cur.execute("SELECT EVENT_METADATA:timestamp::FLOAT, DATE_PART(EPOCH_MILLISECOND, INGESTION_TIME) "
+                    "FROM RAW_EVENTS_STREAM")
+        latencies = sorted(ingested / 1000 - produced_at for produced_at, ingested in cur.fetchall())
+    worker.stop()
+    conn.close()
+    q = statistics.quantiles(latencies, n=100)
+    figures = {"rate": LATENCY_RATE, "events": total, "p50_seconds": round(q[49], 3), "p95_seconds": round(q[94], 3),
+               "p99_seconds": round(q[98], 3), "max_seconds": round(latencies[-1], 3)}
+    report("latency", f"at {LATENCY_RATE} events/s produce->Snowflake p50 {figures['p50_seconds']} s, "
+           f"p95 {figures['p95_seconds']} s, p99 {figures['p99_seconds']} s", figures)
+
+
+def bench_memory(bench: BenchStack) -> None:
+    """Worker RSS over a SOAK_EVENTS run, produced while the worker consumes: does it stay flat?"""
+    pipeline = bench.pipeline("bench_soak")
+    conn = bench.stack.snowflake_connection(pipeline.database)
+    worker = pipeline.worker().start()
+    samples: list[tuple[int, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((row_count(pipeline, conn), rss_mb(worker.process.pid)))
+            time.sleep(2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    generated = iter(EventGenerator(seed=11))
+    for _ in range(SOAK_EVENTS // SOAK_CHUNK):
+        produce(bench.stack.bootstrap, pipeline.sales_topic,
+                [(m.key, m.value) for m in (next(generated) for _ in range(SOAK_CHUNK))])
+    wait_until(lambda: row_count(pipeline, conn) >= SOAK_EVENTS, 1800, "every soak row", interval=5)
+    stop.set()
+    sampler.join()
+    worker.stop()
+    conn.close()
+    rss = [r for _, r in samples if r]
+    tenth = max(1, len(rss) // 10)
+    early, late = statistics.mean(rss[tenth:2 * tenth]), statistics.mean(rss[-tenth:])
+    figures = {"events": SOAK_EVENTS, "peak_rss_mb": round(max(rss), 1), "early_rss_mb": round(early, 1),
+               "late_rss_mb": round(late, 1), "growth_ratio": round(late / early, 3), "samples": samples}
+    report("memory", f"{SOAK_EVENTS} events: worker RSS peak {figures['peak_rss_mb']} MB, "
+           f"early {early:.0f} MB -> late {late:.0f} MB (x{late / early:.2f})", figures)
+
+
+BENCHMARKS = {"pipeline": bench_pipeline, "sink": bench_sink, "latency": bench_latency, "memory": bench_memory}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), help="default: all but memory")
+    names = parser.parse_args().names or ["pipeline", "sink", "latency"]
+    bench = BenchStack.start()
+    try:
+        for name in names:
+            BENCHMARKS[name](bench)
+    finally:
+        bench.stop()
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,35 @@
+"""The framework's ceiling: a bare Faust agent on the same broker and events that only decodes JSON.
+
+Run as `python -m benchmarks.bare_app worker -l warn` with BARE_TOPIC and BARE_EXPECTED set; it prints
+`BARE DONE <count>` once it has decoded that many events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import faust
+
+app = faust.App(
+    os.environ.get("BARE_APP_ID", "bench-bare"),
+    broker=os.environ["KAFKA_BROKER"],
+    store="memory://",
+    web_enabled=False,
+)
+topic = app.topic(os.environ["BARE_TOPIC"], value_type=bytes, value_serializer="raw")
+expected = int(os.environ["BARE_EXPECTED"])
+
+
+@app.agent(topic)
+async def decode(stream: faust.StreamT) -> None:
+    decoded = 0
+    async for value in stream:
+        json.loads(value)
+        decoded += 1
+        if decoded == expected:
+            print(f"BARE DONE {decoded}", flush=True)
+
+
+if __name__ == "__main__":
+    app.main()
