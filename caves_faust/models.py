@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 import faust
 
@@ -41,20 +41,27 @@ class InventoryAdjusted(SalesEvent, validation=True, serializer="json"):
     event_timestamp: Optional[str] = None
 
 
-class StockMovement(faust.Record, serializer="json"):
-    """What one valid event does to its product's stock, keyed by product id on the stock topic.
+class Movement(NamedTuple):
+    """What one valid event does to its product's stock, with its source offset (to apply it once)."""
 
-    Carries its source coordinates so that a replayed event is recognised and applied once.
+    offset: int
+    timestamp: float  # Kafka timestamp of the source event, seconds: windows follow event time
+    quantity_change: int  # + adjustment, - units ordered
+    units_sold: int
+    revenue: float
+    order_count: int
+
+
+class StockMovements(faust.Record, serializer="json"):
+    """A product's movements from one source partition, in offset order, keyed by product id.
+
+    One message per product and source partition per intake batch, rather than one per event: the
+    per-message cost of Kafka and Faust is what bounds the stock path's throughput.
     """
 
     product_id: str
     source_partition: int
-    source_offset: int
-    timestamp: float  # Kafka timestamp of the source event, seconds: windows follow event time
-    quantity_change: int  # + adjustment, - units ordered
-    units_sold: int = 0
-    revenue: float = 0.0
-    order_count: int = 0
+    movements: List[Movement]
 
 
 class ProductStock(faust.Record, serializer="json"):

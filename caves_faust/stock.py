@@ -8,18 +8,20 @@ movement is recognised and applied once, and the stock stays equal to a recomput
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
+from typing import Iterable, Sequence
+
 from faust.types import EventT, StreamT
 
-from caves_faust import metrics
 from caves_faust.app import app, sales_topic, settings
-from caves_faust.models import ORDER_CREATED, ProductStock, StockMovement, WindowFigures
+from caves_faust.models import ORDER_CREATED, Movement, ProductStock, StockMovements, WindowFigures
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 
 stock_movements_topic = app.topic(
     f"{settings.app_id}-stock-movements",
     key_type=str,
-    value_type=StockMovement,
+    value_type=StockMovements,
     # The same key bytes as the tables' changelogs, so that a product's movements, its table rows and
     # Faust's routing of /stock/{product_id}/ all land on the same partition.
     key_serializer="json",
@@ -47,76 +49,94 @@ window_table = (
     )
     .tumbling(timedelta(seconds=settings.stock_window_seconds),
               expires=timedelta(seconds=settings.stock_window_expires_seconds))
-    .relative_to_field(StockMovement.timestamp)
+    .relative_to_now()  # reads outside a stream (web views) use the wall clock; writes name their window
 )
 
 
-def movement_of(valid: ValidEvent, event: EventT) -> StockMovement:
+def movement_of(valid: ValidEvent, event: EventT) -> Movement:
     """What a valid event does to its product's stock."""
     sales_event = valid.event
     message = event.message
-    common = {
-        "product_id": str(sales_event.product_id),
-        "source_partition": message.partition,
-        "source_offset": message.offset,
-        "timestamp": message.timestamp,
-    }
     if sales_event.event_type == ORDER_CREATED:
-        return StockMovement(
-            **common,
-            quantity_change=-sales_event.quantity,
-            units_sold=sales_event.quantity,
-            revenue=sales_event.total_price or 0.0,
-            order_count=1,
-        )
-    return StockMovement(**common, quantity_change=sales_event.quantity_change)
+        return Movement(message.offset, message.timestamp, -sales_event.quantity, sales_event.quantity,
+                        sales_event.total_price or 0.0, 1)
+    return Movement(message.offset, message.timestamp, sales_event.quantity_change, 0, 0.0, 0)
 
 
-def apply_to_stock(current: ProductStock, movement: StockMovement) -> ProductStock | None:
-    """The new running stock, or None when this movement was already applied (a replay)."""
-    source = str(movement.source_partition)
-    if movement.source_offset <= current.applied.get(source, -1):
+def movements_of(events: Sequence[EventT]) -> list[StockMovements]:
+    """The valid events of a batch, grouped by product and source partition, in offset order."""
+    grouped: dict[tuple[str, int], list[Movement]] = defaultdict(list)
+    for event in events:
+        try:
+            valid = validate(event.message.value)
+        except InvalidEvent:
+            continue  # the sink dead-letters it
+        grouped[(str(valid.event.product_id), event.message.partition)].append(movement_of(valid, event))
+    return [StockMovements(product_id=product_id, source_partition=partition, movements=movements)
+            for (product_id, partition), movements in grouped.items()]
+
+
+def _fresh(applied: dict[str, int], source: str, movements: Iterable[Movement]) -> list[Movement]:
+    """The movements not applied yet: a replay after a crash carries offsets already applied."""
+    last = applied.get(source, -1)
+    return [m for m in movements if m.offset > last]
+
+
+def apply_to_stock(current: ProductStock, source_partition: int, movements: list[Movement]) -> ProductStock | None:
+    """The new running stock, or None when every movement was already applied."""
+    source = str(source_partition)
+    fresh = _fresh(current.applied, source, movements)
+    if not fresh:
         return None
     return ProductStock(
-        stock=current.stock + movement.quantity_change,
-        applied={**current.applied, source: movement.source_offset},
+        stock=current.stock + sum(m.quantity_change for m in fresh),
+        applied={**current.applied, source: fresh[-1].offset},
     )
 
 
-def apply_to_window(current: WindowFigures, movement: StockMovement) -> WindowFigures | None:
-    """The window's new figures, or None when this movement was already counted in it."""
-    source = str(movement.source_partition)
-    if movement.source_offset <= current.applied.get(source, -1):
+def apply_to_window(current: WindowFigures, source_partition: int, movements: list[Movement]) -> WindowFigures | None:
+    """One window's new figures, or None when every movement was already counted in it."""
+    source = str(source_partition)
+    fresh = _fresh(current.applied, source, movements)
+    if not fresh:
         return None
-    is_order = movement.order_count > 0
     return WindowFigures(
-        units_sold=current.units_sold + movement.units_sold,
-        revenue=round(current.revenue + movement.revenue, 2),
-        net_adjustment=current.net_adjustment + (0 if is_order else movement.quantity_change),
-        order_count=current.order_count + movement.order_count,
-        applied={**current.applied, source: movement.source_offset},
+        units_sold=current.units_sold + sum(m.units_sold for m in fresh),
+        revenue=round(current.revenue + sum(m.revenue for m in fresh), 2),
+        net_adjustment=current.net_adjustment + sum(m.quantity_change for m in fresh if not m.order_count),
+        order_count=current.order_count + sum(m.order_count for m in fresh),
+        applied={**current.applied, source: fresh[-1].offset},
     )
+
+
+def by_window(movements: list[Movement]) -> dict[float, list[Movement]]:
+    """Movements grouped by the start of their tumbling window, each group in offset order."""
+    windows: dict[float, list[Movement]] = defaultdict(list)
+    for movement in movements:
+        windows[window_table.table.window.current(movement.timestamp)[0]].append(movement)
+    return windows
 
 
 @app.agent(sales_topic, name="stock_intake")
 async def stock_intake(stream: StreamT) -> None:
-    """Valid sales events -> stock movements keyed by product (invalid ones are the sink's to dead-letter)."""
-    async for event in stream.events():
-        try:
-            valid = validate(event.message.value)
-        except InvalidEvent:
-            continue
-        movement = movement_of(valid, event)
-        await stock_movements_topic.send(key=movement.product_id, value=movement)
+    """Valid sales events -> stock movements keyed by product. Acked once their movements are handed to
+    the producer, whose buffer Faust flushes before it commits."""
+    async for events in stream.noack_take(settings.stock_batch_max, within=settings.stock_batch_seconds):
+        for batch in movements_of(events):
+            await stock_movements_topic.send(key=batch.product_id, value=batch)
+        for event in events:
+            await stream.ack(event)
 
 
 @app.agent(stock_movements_topic, name="stock_tables")
-async def stock_tables(movements: StreamT[StockMovement]) -> None:
-    async for movement in movements:
-        window = apply_to_window(window_table[movement.product_id].current(), movement)
-        if window is not None:
-            window_table[movement.product_id] = window
-        stock = apply_to_stock(stock_table[movement.product_id], movement)
+async def stock_tables(batches: StreamT[StockMovements]) -> None:
+    async for batch in batches:
+        product_id, source_partition = batch.product_id, batch.source_partition
+        for start, movements in by_window(batch.movements).items():
+            window = window_table.relative_to(start)
+            figures = apply_to_window(window[product_id].value(), source_partition, movements)
+            if figures is not None:
+                window[product_id] = figures
+        stock = apply_to_stock(stock_table[product_id], source_partition, batch.movements)
         if stock is not None:
-            stock_table[movement.product_id] = stock
-            metrics.stock_level.labels(product_id=movement.product_id).set(stock.stock)
+            stock_table[product_id] = stock
