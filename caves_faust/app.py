@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import faust
+from faust.types import ConsumerT
 
 from caves_faust.settings import load_settings
 
 settings = load_settings()
 
 METADATA_REFRESH_MS = 10_000
+SHUTDOWN_POLL_SECONDS = 0.05
 
-app = faust.App(
+class CavesApp(faust.App):
+    """Faust's App, with a bounded drain of in-flight events at shutdown and none at rebalances."""
+
+    async def _consumer_wait_empty(self, consumer: ConsumerT, logger: Any) -> None:
+        # Faust calls this (faust-streaming 0.15, App._stop_consumer and the revocation handler) to wait,
+        # without a deadline, until every in-flight event is acked. At a rebalance that wait can last forever
+        # on events Faust dropped from its own queues (seen in benchmarks), and replays are skipped by offset
+        # anyway: do not wait. At shutdown, fetching has stopped and the agents' batches are still being
+        # stored: give them until the next flush plus one Snowflake call, then commit what they acked.
+        if not self.should_stop:
+            return
+        deadline = time.monotonic() + settings.sink_flush_seconds + settings.snowflake_timeout_seconds
+        while consumer._unacked_messages and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
+        logger.info("Committing what was stored before shutdown")
+        await consumer.commit()
+
+
+app = CavesApp(
     settings.app_id,
     broker=settings.kafka_broker,
     store=settings.store,
@@ -28,9 +52,7 @@ app = faust.App(
     # Faust creates its internal topics just before subscribing; when the broker's metadata lags behind, the
     # assignment skips them ("Ignoring missing topic") until the next metadata refresh: make that seconds, not 5 min.
     consumer_metadata_max_age_ms=METADATA_REFRESH_MS,
-    # Faust's default waits, at every rebalance, until every in-flight event is acked; with several agents
-    # on one topic it can wait forever on events whose queues it cleared itself (seen in benchmarks).
-    # Not waiting is safe here: nothing is acked before it is stored, and replays are skipped by offset.
+    # The consumer's own unbounded wait at stop is replaced by CavesApp._consumer_wait_empty.
     stream_wait_empty=False,
 )
 
