@@ -42,9 +42,10 @@ def encode_bytes(raw: bytes | None) -> tuple[str | None, str]:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class Received:
+    """An input event and where it came from."""
+
     event: EventT
-    error: InvalidEvent
 
     @property
     def partition(self) -> int:
@@ -53,6 +54,11 @@ class DeadLetter:
     @property
     def offset(self) -> int:
         return self.event.message.offset
+
+
+@dataclass(frozen=True)
+class DeadLetter(Received):
+    error: InvalidEvent
 
     def to_json(self) -> bytes:
         message = self.event.message

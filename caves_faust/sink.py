@@ -22,7 +22,7 @@ from faust.types import TP, AppT, EventT, StreamT
 
 from caves_faust import metrics
 from caves_faust.app import app, dlq_topic, sales_topic, settings
-from caves_faust.dlq import DeadLetter, DeadLetters, encode_bytes
+from caves_faust.dlq import DeadLetter, DeadLetters, Received, encode_bytes
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, describe, is_content_error
 
@@ -36,17 +36,8 @@ PROBE_ROW = '{"m":{"probe":true},"c":{"event_type":"PROBE"}}'
 
 
 @dataclass(frozen=True)
-class Accepted:
-    event: EventT
+class Accepted(Received):
     valid: ValidEvent
-
-    @property
-    def partition(self) -> int:
-        return self.event.message.partition
-
-    @property
-    def offset(self) -> int:
-        return self.event.message.offset
 
     def row(self) -> str:
         """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object)."""

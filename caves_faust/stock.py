@@ -76,28 +76,25 @@ def movements_of(events: Sequence[EventT]) -> list[StockMovements]:
             for (product_id, partition), movements in grouped.items()]
 
 
-def _fresh(applied: dict[str, int], source: str, movements: Iterable[Movement]) -> list[Movement]:
-    """The movements not applied yet: a replay after a crash carries offsets already applied."""
-    last = applied.get(source, -1)
-    return [m for m in movements if m.offset > last]
+def _unapplied(applied: dict[str, int], source_partition: int,
+               movements: Iterable[Movement]) -> tuple[list[Movement], dict[str, int]]:
+    """The movements not applied yet (a replay carries offsets already applied), and the marks after them."""
+    source = str(source_partition)
+    fresh = [m for m in movements if m.offset > applied.get(source, -1)]
+    return fresh, ({**applied, source: fresh[-1].offset} if fresh else applied)
 
 
 def apply_to_stock(current: ProductStock, source_partition: int, movements: list[Movement]) -> ProductStock | None:
     """The new running stock, or None when every movement was already applied."""
-    source = str(source_partition)
-    fresh = _fresh(current.applied, source, movements)
+    fresh, applied = _unapplied(current.applied, source_partition, movements)
     if not fresh:
         return None
-    return ProductStock(
-        stock=current.stock + sum(m.quantity_change for m in fresh),
-        applied={**current.applied, source: fresh[-1].offset},
-    )
+    return ProductStock(stock=current.stock + sum(m.quantity_change for m in fresh), applied=applied)
 
 
 def apply_to_window(current: WindowFigures, source_partition: int, movements: list[Movement]) -> WindowFigures | None:
     """One window's new figures, or None when every movement was already counted in it."""
-    source = str(source_partition)
-    fresh = _fresh(current.applied, source, movements)
+    fresh, applied = _unapplied(current.applied, source_partition, movements)
     if not fresh:
         return None
     return WindowFigures(
@@ -105,7 +102,7 @@ def apply_to_window(current: WindowFigures, source_partition: int, movements: li
         revenue=round(current.revenue + sum(m.revenue for m in fresh), 2),
         net_adjustment=current.net_adjustment + sum(m.quantity_change for m in fresh if not m.order_count),
         order_count=current.order_count + sum(m.order_count for m in fresh),
-        applied={**current.applied, source: fresh[-1].offset},
+        applied=applied,
     )
 
 
