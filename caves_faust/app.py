@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 import faust
+from faust.types import EventT, Message
+from mode.utils.queues import ThrowableQueue
 
 from caves_faust.settings import load_settings
 
@@ -10,7 +14,46 @@ settings = load_settings()
 
 METADATA_REFRESH_MS = 10_000
 
-app = faust.App(
+
+class App(faust.App):
+    def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> ThrowableQueue:
+        return _AbandoningQueue(maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume)
+
+
+class _AbandoningQueue(ThrowableQueue):
+    """An agent's buffer whose events, when Faust clears it (rebalance, shutdown), are abandoned, not leaked.
+
+    Both agents read every sales event; when one has taken an event and the copy for the other is dropped
+    here, Faust would wait forever for the dropped copy's ack: the worker hung in that rebalance, or at
+    shutdown. The copies waiting to get in (the buffer was full) are dropped too, so they count as well.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._putting: dict[int, Any] = {}
+
+    async def put(self, value: Any) -> None:
+        self._putting[id(value)] = value
+        try:
+            await super().put(value)
+        finally:
+            self._putting.pop(id(value), None)
+
+    def clear(self) -> None:
+        abandon(e.message for e in [*self._queue, *self._putting.values()] if isinstance(e, EventT))  # type: ignore
+        super().clear()
+
+
+def abandon(messages: Iterable[Message]) -> None:
+    """Stop waiting for messages this worker will not finish: they stay unacknowledged, so their offsets are not
+    committed and they are read again after the rebalance or restart, but Faust no longer waits for their acks
+    (it waits for every message handed to an agent before a rebalance or shutdown goes on)."""
+    dropped = list(messages)
+    if dropped:
+        app.consumer.unacked.difference_update(dropped)
+
+
+app = App(
     settings.app_id,
     broker=settings.kafka_broker,
     store=settings.store,

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, EventT, StreamT
 
 from caves_faust import metrics
-from caves_faust.app import app, dlq_topic, sales_topic, settings
+from caves_faust.app import abandon, app, dlq_topic, sales_topic, settings
 from caves_faust.dlq import DeadLetter, DeadLetters, encode_bytes
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, describe, is_content_error
@@ -279,11 +279,13 @@ async def snowflake_sink(stream: StreamT) -> None:
             await sink.flush(events)
         except SinkStopped as stopped:
             log.warning("sink: %s; the batch stays uncommitted and will be replayed", stopped)
+            abandon(e.message for e in events)
             return
         except Exception as exc:
             # Faust would restart a crashed agent past these unacknowledged events, blocking commits:
             # stop the worker instead, so that it restarts from the committed offsets.
             log.exception("sink: unexpected failure, stopping the worker")
+            abandon(e.message for e in events)
             await app.crash(exc)
             return
         for event in events:
