@@ -128,6 +128,7 @@ class SnowflakeSink:
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: re-read these partitions' high-water marks before writing them again."""
+        partitions = set(partitions)  # read twice: the rebalance handlers pass a generator
         for partition in partitions:
             self._high_waters.pop(partition, None)
         self.dead_letters.forget(partitions)
