@@ -86,16 +86,24 @@ class DeadLetters:
         # source partition -> highest offset found in the DLQ when this worker took the partition. Not moved
         # by our own sends: a batch may dead-letter a lower offset after a higher one (Snowflake rejections).
         self._written_before: dict[int, int] = {}
+        # source partition -> highest offset of the letters sent in stream order since then: a message at or
+        # below it is one Faust delivered again.
+        self._sent_in_order: dict[int, int] = {}
         self._dlq_partitions = 0
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance (another worker may have written meanwhile) and after a failed send: re-read the tail."""
         for partition in partitions:
             self._written_before.pop(partition, None)
+            self._sent_in_order.pop(partition, None)
 
-    async def send(self, letters: list[DeadLetter]) -> int:
-        """Write the letters not written yet and wait until the broker has them all. Returns how many were sent."""
-        fresh = [letter for letter in letters if letter.offset > await self._high_water(letter.partition)]
+    async def send(self, letters: list[DeadLetter], in_order: bool = True) -> int:
+        """Write the letters not written yet and wait until the broker has them all. Returns how many were sent.
+        `in_order`: the letters follow the stream's offset order (not so for Snowflake's later rejections)."""
+        fresh = [
+            letter for letter in letters if letter.offset > await self._high_water(letter.partition)
+            and not (in_order and letter.offset <= self._sent_in_order.get(letter.partition, -1))
+        ]
         if not fresh:
             return 0
         dlq_partitions = await self._partition_count()
@@ -115,6 +123,8 @@ class DeadLetters:
             raise
         for letter in fresh:
             metrics.dlq_messages.labels(error_type=letter.error.error_type).inc()
+            if in_order and letter.offset > self._sent_in_order.get(letter.partition, -1):
+                self._sent_in_order[letter.partition] = letter.offset
         return len(fresh)
 
     async def _partition_count(self) -> int:

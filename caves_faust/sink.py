@@ -76,6 +76,19 @@ def classify(events: Sequence[EventT]) -> tuple[list[Accepted], list[DeadLetter]
     return accepted, letters
 
 
+def distinct(events: Sequence[EventT]) -> list[EventT]:
+    """The first copy of each message: after a rebalance Faust may hand a stream the message at a partition's
+    committed offset twice (its read-offset check admits the offset it last delivered), in one batch or two."""
+    seen: set[tuple[int, int]] = set()
+    first: list[EventT] = []
+    for event in events:
+        coordinate = (event.message.partition, event.message.offset)
+        if coordinate not in seen:
+            seen.add(coordinate)
+            first.append(event)
+    return first
+
+
 class SinkStopped(Exception):
     """The worker is shutting down while a write is still failing: leave the batch unacknowledged."""
 
@@ -137,7 +150,7 @@ class SnowflakeSink:
         """Store a batch durably; returns only when done (retrying through outages)."""
         started = time.perf_counter()
         metrics.current_batch_size.set(len(events))
-        accepted, letters = classify(events)
+        accepted, letters = classify(distinct(events))
         self.stats.count(accepted, letters)
         dead_lettered = await self._until_done(
             "Kafka DLQ", lambda: self.dead_letters.send(letters)) if letters else 0
@@ -238,7 +251,7 @@ class SnowflakeSink:
             return None
         refused = [fresh[i] for i in indexes]
         letters = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", _one_line(exc))) for a in refused]
-        await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters))
+        await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters, in_order=False))
         return refused
 
 
