@@ -24,8 +24,10 @@ from caves_faust.validation import InvalidEvent
 log = logging.getLogger(__name__)
 
 # Keep each dead letter well under Kafka's default 1 MB message limit, so that the DLQ write itself
-# cannot fail on an oversized input; the original size is recorded.
+# cannot fail on an oversized input; the original size is recorded. The bounds hold for the JSON text, where a
+# control character takes 6 bytes: a 1 MB input of them made a 1.5 MB letter the producer refused, forever.
 MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_KEY_BYTES = 16 * 1024
 # How far back to look in a shared DLQ partition for the last dead letter of a source partition.
 TAIL_SCAN_LIMIT = 20_000
 TAIL_SCAN_CHUNK = 500
@@ -39,6 +41,17 @@ def encode_bytes(raw: bytes | None) -> tuple[str | None, str]:
         return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def encode_bounded(raw: bytes | None, limit: int) -> tuple[str | None, str, bool]:
+    """(text, encoding, truncated): `encode_bytes` of the longest prefix that takes at most `limit` bytes in JSON."""
+    kept = raw[:limit] if raw is not None else None
+    while True:
+        text, encoding = encode_bytes(kept)
+        size = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+        if kept is None or size <= limit:
+            return text, encoding, raw is not None and len(kept) < len(raw)
+        kept = kept[:len(kept) * limit // size]
 
 
 @dataclass(frozen=True)
@@ -57,22 +70,22 @@ class DeadLetter:
     def to_json(self) -> bytes:
         message = self.event.message
         raw: bytes | None = message.value
-        kept = raw[:MAX_PAYLOAD_BYTES] if raw is not None else None
-        payload, encoding = encode_bytes(kept)
-        key, key_encoding = encode_bytes(message.key)
+        payload, encoding, truncated = encode_bounded(raw, MAX_PAYLOAD_BYTES)
+        key, key_encoding, key_truncated = encode_bounded(message.key, MAX_KEY_BYTES)
         return json.dumps({
             "error_type": self.error.error_type,
             "error_message": self.error.message,
             "payload": payload,
             "payload_encoding": encoding,
             "payload_bytes": len(raw) if raw is not None else 0,
-            "payload_truncated": raw is not None and len(raw) > MAX_PAYLOAD_BYTES,
+            "payload_truncated": truncated,
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
             "timestamp": message.timestamp,
             "key": key,
             "key_encoding": key_encoding,
+            "key_truncated": key_truncated,
         }, ensure_ascii=False).encode("utf-8")
 
 
