@@ -142,7 +142,7 @@ def _optional(obj: dict[str, Any], name: str, kind: type, low: float | None = No
         return float(value)
     if not isinstance(value, kind):
         raise InvalidEvent("wrong_type", f"{name!r} must be a {kind.__name__}, got {_json_type(value)} {_short(value)}")
-    return value
+    return value or None  # a blank text: faust records refuse "" (the stored event keeps it as received)
 
 
 def _short(value: Any) -> str:

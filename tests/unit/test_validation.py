@@ -126,3 +126,15 @@ def test_lone_surrogates_are_invalid_but_paired_ones_are_text():
     escaped = json.dumps(paired).encode()  # ensure_ascii: the glass of wine as a surrogate pair
     assert b"\\ud83c" in escaped
     assert json.loads(validate(escaped).text)["note"] == "\U0001f377"
+
+
+@pytest.mark.parametrize("base, field", [(ORDER, f) for f in ("product_name", "category", "sales_channel",
+                                                              "event_timestamp")]
+                         + [(ADJUSTMENT, f) for f in ("warehouse", "batch_number", "event_timestamp")])
+def test_a_blank_optional_text_is_valid_and_kept_as_received(base, field):
+    # faust records refuse blank strings: before, validate() raised their ValidationError and the sink stopped the
+    # worker, at every restart, on the same event.
+    payload = raw({**base, field: ""})
+    valid = validate(payload)
+    assert getattr(valid.event, field) is None and json.loads(valid.text)[field] == ""
+
