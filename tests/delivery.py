@@ -138,10 +138,11 @@ def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout:
         letters = _letters(pipeline)
         stored = Counter((m["partition"], m["offset"]) for m, _ in rows)
         lettered = Counter((letter["partition"], letter["offset"]) for letter in letters)
-        assert not (doubled := {c: n for c, n in stored.items() if n > 1}), f"{len(doubled)} events doubled: {doubled}"
+        assert not (doubled := {c: n for c, n in stored.items() if n > 1}), f"events doubled: {doubled}"
         assert not (doubled := {c: n for c, n in lettered.items() if n > 1}), f"dead letters doubled: {doubled}"
         assert not (both := set(stored) & set(lettered)), f"events both stored and dead-lettered: {both}"
-        assert not (lost := set(sent.payloads) - set(stored) - set(lettered)), f"{len(lost)} lost: {sorted(lost)[:20]}"
+        lost = set(sent.payloads) - set(stored) - set(lettered)
+        assert not lost, f"{len(lost)} events neither stored nor dead-lettered: {sorted(lost)[:20]}"
         assert set(stored) <= set(valid), f"rows of invalid events: {sorted(set(stored) - set(valid))[:20]}"
         for metadata, content in rows:
             assert content == valid[(metadata["partition"], metadata["offset"])], metadata
