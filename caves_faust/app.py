@@ -2,39 +2,58 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import Any
+from typing import Any, Iterable
 
 import faust
-from faust.types import ConsumerT
+from faust.types import EventT, Message
+from mode.utils.queues import ThrowableQueue
 
 from caves_faust.settings import load_settings
 
 settings = load_settings()
 
 METADATA_REFRESH_MS = 10_000
-SHUTDOWN_POLL_SECONDS = 0.05
-
-class CavesApp(faust.App):
-    """Faust's App, with a bounded drain of in-flight events at shutdown and none at rebalances."""
-
-    async def _consumer_wait_empty(self, consumer: ConsumerT, logger: Any) -> None:
-        # Faust calls this (faust-streaming 0.15, App._stop_consumer and the revocation handler) to wait,
-        # without a deadline, until every in-flight event is acked. At a rebalance that wait can last forever
-        # on events Faust dropped from its own queues (seen in benchmarks), and replays are skipped by offset
-        # anyway: do not wait. At shutdown, fetching has stopped and the agents' batches are still being
-        # stored: give them until the next flush plus one Snowflake call, then commit what they acked.
-        if not self.should_stop:
-            return
-        deadline = time.monotonic() + settings.sink_flush_seconds + settings.snowflake_timeout_seconds
-        while consumer._unacked_messages and time.monotonic() < deadline:  # type: ignore[attr-defined]
-            await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
-        logger.info("Committing what was stored before shutdown")
-        await consumer.commit()
 
 
-app = CavesApp(
+class App(faust.App):
+    def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> ThrowableQueue:
+        return _AbandoningQueue(maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume)
+
+
+class _AbandoningQueue(ThrowableQueue):
+    """An agent's buffer whose events, when Faust clears it (rebalance, shutdown), are abandoned, not leaked.
+
+    Both agents read every sales event; when one has taken an event and the copy for the other is dropped
+    here, Faust would wait forever for the dropped copy's ack: the worker hung in that rebalance, or at
+    shutdown. The copies waiting to get in (the buffer was full) are dropped too, so they count as well.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._putting: dict[int, Any] = {}
+
+    async def put(self, value: Any) -> None:
+        self._putting[id(value)] = value
+        try:
+            await super().put(value)
+        finally:
+            self._putting.pop(id(value), None)
+
+    def clear(self) -> None:
+        abandon(e.message for e in [*self._queue, *self._putting.values()] if isinstance(e, EventT))  # type: ignore
+        super().clear()
+
+
+def abandon(messages: Iterable[Message]) -> None:
+    """Stop waiting for messages this worker will not finish: they stay unacknowledged, so their offsets are not
+    committed and they are read again after the rebalance or restart, but Faust no longer waits for their acks
+    (it waits for every message handed to an agent before a rebalance or shutdown goes on)."""
+    dropped = list(messages)
+    if dropped:
+        app.consumer.unacked.difference_update(dropped)
+
+
+app = App(
     settings.app_id,
     broker=settings.kafka_broker,
     store=settings.store,
@@ -52,8 +71,6 @@ app = CavesApp(
     # Faust creates its internal topics just before subscribing; when the broker's metadata lags behind, the
     # assignment skips them ("Ignoring missing topic") until the next metadata refresh: make that seconds, not 5 min.
     consumer_metadata_max_age_ms=METADATA_REFRESH_MS,
-    # The consumer's own unbounded wait at stop is replaced by CavesApp._consumer_wait_empty.
-    stream_wait_empty=False,
 )
 
 sales_topic = app.topic(settings.sales_topic, value_type=bytes, value_serializer="raw", key_serializer="raw")

@@ -24,8 +24,10 @@ from caves_faust.validation import InvalidEvent
 log = logging.getLogger(__name__)
 
 # Keep each dead letter well under Kafka's default 1 MB message limit, so that the DLQ write itself
-# cannot fail on an oversized input; the original size is recorded.
+# cannot fail on an oversized input; the original size is recorded. The bounds hold for the JSON text, where a
+# control character takes 6 bytes: a 1 MB input of them made a 1.5 MB letter the producer refused, forever.
 MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_KEY_BYTES = 16 * 1024
 # How far back to look in a shared DLQ partition for the last dead letter of a source partition.
 TAIL_SCAN_LIMIT = 20_000
 TAIL_SCAN_CHUNK = 500
@@ -39,6 +41,17 @@ def encode_bytes(raw: bytes | None) -> tuple[str | None, str]:
         return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def encode_bounded(raw: bytes | None, limit: int) -> tuple[str | None, str, bool]:
+    """(text, encoding, truncated): `encode_bytes` of the longest prefix that takes at most `limit` bytes in JSON."""
+    kept = raw[:limit] if raw is not None else None
+    while True:
+        text, encoding = encode_bytes(kept)
+        size = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+        if kept is None or size <= limit:
+            return text, encoding, raw is not None and len(kept) < len(raw)
+        kept = kept[:len(kept) * limit // size]
 
 
 @dataclass(frozen=True)
@@ -63,22 +76,22 @@ class DeadLetter(Received):
     def to_json(self) -> bytes:
         message = self.event.message
         raw: bytes | None = message.value
-        kept = raw[:MAX_PAYLOAD_BYTES] if raw is not None else None
-        payload, encoding = encode_bytes(kept)
-        key, key_encoding = encode_bytes(message.key)
+        payload, encoding, truncated = encode_bounded(raw, MAX_PAYLOAD_BYTES)
+        key, key_encoding, key_truncated = encode_bounded(message.key, MAX_KEY_BYTES)
         return json.dumps({
             "error_type": self.error.error_type,
             "error_message": self.error.message,
             "payload": payload,
             "payload_encoding": encoding,
             "payload_bytes": len(raw) if raw is not None else 0,
-            "payload_truncated": raw is not None and len(raw) > MAX_PAYLOAD_BYTES,
+            "payload_truncated": truncated,
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
             "timestamp": message.timestamp,
             "key": key,
             "key_encoding": key_encoding,
+            "key_truncated": key_truncated,
         }, ensure_ascii=False).encode("utf-8")
 
 
@@ -92,16 +105,24 @@ class DeadLetters:
         # source partition -> highest offset found in the DLQ when this worker took the partition. Not moved
         # by our own sends: a batch may dead-letter a lower offset after a higher one (Snowflake rejections).
         self._written_before: dict[int, int] = {}
+        # source partition -> highest offset of the letters sent in stream order since then: a message at or
+        # below it is one Faust delivered again.
+        self._sent_in_order: dict[int, int] = {}
         self._dlq_partitions = 0
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance (another worker may have written meanwhile) and after a failed send: re-read the tail."""
         for partition in partitions:
             self._written_before.pop(partition, None)
+            self._sent_in_order.pop(partition, None)
 
-    async def send(self, letters: list[DeadLetter]) -> int:
-        """Write the letters not written yet and wait until the broker has them all. Returns how many were sent."""
-        fresh = [letter for letter in letters if letter.offset > await self._high_water(letter.partition)]
+    async def send(self, letters: list[DeadLetter], in_order: bool = True) -> int:
+        """Write the letters not written yet and wait until the broker has them all. Returns how many were sent.
+        `in_order`: the letters follow the stream's offset order (not so for Snowflake's later rejections)."""
+        fresh = [
+            letter for letter in letters if letter.offset > await self._high_water(letter.partition)
+            and not (in_order and letter.offset <= self._sent_in_order.get(letter.partition, -1))
+        ]
         if not fresh:
             return 0
         dlq_partitions = await self._partition_count()
@@ -121,6 +142,8 @@ class DeadLetters:
             raise
         for letter in fresh:
             metrics.dlq_messages.labels(error_type=letter.error.error_type).inc()
+            if in_order and letter.offset > self._sent_in_order.get(letter.partition, -1):
+                self._sent_in_order[letter.partition] = letter.offset
         return len(fresh)
 
     async def _partition_count(self) -> int:

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, EventT, StreamT
 
 from caves_faust import metrics
-from caves_faust.app import app, dlq_topic, sales_topic, settings
+from caves_faust.app import abandon, app, dlq_topic, sales_topic, settings
 from caves_faust.dlq import DeadLetter, DeadLetters, Received, encode_bytes
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, describe, is_content_error
@@ -65,6 +65,19 @@ def classify(events: Sequence[EventT]) -> tuple[list[Accepted], list[DeadLetter]
         accepted.append(Accepted(event, valid))
         metrics.events_consumed.labels(event_type=valid.event.event_type, status="valid").inc()
     return accepted, letters
+
+
+def distinct(events: Sequence[EventT]) -> list[EventT]:
+    """The first copy of each message: after a rebalance Faust may hand a stream the message at a partition's
+    committed offset twice (its read-offset check admits the offset it last delivered), in one batch or two."""
+    seen: set[tuple[int, int]] = set()
+    first: list[EventT] = []
+    for event in events:
+        coordinate = (event.message.partition, event.message.offset)
+        if coordinate not in seen:
+            seen.add(coordinate)
+            first.append(event)
+    return first
 
 
 class SinkStopped(Exception):
@@ -119,6 +132,7 @@ class SnowflakeSink:
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: re-read these partitions' high-water marks before writing them again."""
+        partitions = set(partitions)  # read twice: the rebalance handlers pass a generator
         for partition in partitions:
             self._high_waters.pop(partition, None)
         self.dead_letters.forget(partitions)
@@ -127,7 +141,7 @@ class SnowflakeSink:
         """Store a batch durably; returns only when done (retrying through outages)."""
         started = time.perf_counter()
         metrics.current_batch_size.set(len(events))
-        accepted, letters = classify(events)
+        accepted, letters = classify(distinct(events))
         self.stats.count(accepted, letters)
         dead_lettered = await self._until_done(
             "Kafka DLQ", lambda: self.dead_letters.send(letters)) if letters else 0
@@ -228,7 +242,7 @@ class SnowflakeSink:
             return None
         refused = [fresh[i] for i in indexes]
         letters = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", _one_line(exc))) for a in refused]
-        await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters))
+        await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters, in_order=False))
         return refused
 
 
@@ -270,11 +284,13 @@ async def snowflake_sink(stream: StreamT) -> None:
             await sink.flush(events)
         except SinkStopped as stopped:
             log.warning("sink: %s; the batch stays uncommitted and will be replayed", stopped)
+            abandon(e.message for e in events)
             return
         except Exception as exc:
             # Faust would restart a crashed agent past these unacknowledged events, blocking commits:
             # stop the worker instead, so that it restarts from the committed offsets.
             log.exception("sink: unexpected failure, stopping the worker")
+            abandon(e.message for e in events)
             await app.crash(exc)
             return
         for event in events:

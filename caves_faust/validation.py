@@ -25,6 +25,9 @@ from caves_faust.models import (
 # Ids fit any SQL INTEGER column (Snowflake and the embedded one); quantities beyond these are data errors.
 MAX_ID = 2**31 - 1
 MAX_QUANTITY = 1_000_000
+# Deeper JSON is invalid. Python's parser gives up where the caller's stack plus the nesting reaches the recursion
+# limit, so without a fixed bound one event could be valid for one agent and invalid for the other.
+MAX_DEPTH = 128
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,29 @@ def parse_json(raw: bytes | None) -> tuple[dict[str, Any], str]:
     except json.JSONDecodeError as exc:
         raise InvalidEvent("not_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
-        raise InvalidEvent("not_json", "nested too deeply") from None
+        raise InvalidEvent("not_json", TOO_DEEP) from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise InvalidEvent("not_json", str(exc)[:200]) from None
+    if text.count("[") + text.count("{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):  # counts first: cheap
+        raise InvalidEvent("not_json", TOO_DEEP)
     if not isinstance(value, dict):
         raise InvalidEvent("not_object", f"expected a JSON object, got {_json_type(value)}")
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise InvalidEvent("not_json", "a string holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF)")
     return value, text
+
+
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` levels (level by level: no recursion)."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, (dict, list))]
+        if not level:
+            return False
+    return True
 
 
 # JSON may escape a lone surrogate ("\ud800"); it is no Unicode text, and warehouses refuse it. The
@@ -142,7 +160,7 @@ def _optional(obj: dict[str, Any], name: str, kind: type, low: float | None = No
         return float(value)
     if not isinstance(value, kind):
         raise InvalidEvent("wrong_type", f"{name!r} must be a {kind.__name__}, got {_json_type(value)} {_short(value)}")
-    return value
+    return value or None  # a blank text: faust records refuse "" (the stored event keeps it as received)
 
 
 def _short(value: Any) -> str:

@@ -32,6 +32,7 @@ from caves_faust.devstack.snowflake import EmbeddedSnowflake
 T = TypeVar("T")
 
 ASSIGNED_MARKER = "Setting newly assigned partitions"  # what Faust logs when it has partitions to work on
+DETACHED_TRANSACTION_SECONDS = 10
 
 
 def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
@@ -54,7 +55,9 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.kafka = LocalKafka("kafka", self.home / "kafka", free_port(), free_port())
-        self.snowflake = EmbeddedSnowflake("snowflake", self.home / "snowflake", free_port())
+        # Tests kill workers inside Snowflake transactions: have their detached transactions aborted in seconds.
+        self.snowflake = EmbeddedSnowflake("snowflake", self.home / "snowflake", free_port(),
+                                           detached_transaction_seconds=DETACHED_TRANSACTION_SECONDS)
 
     def start(self) -> "Stack":
         self.kafka.start(wait_seconds=120)

@@ -3,12 +3,12 @@ after a restart, and from either of two workers sharing 8 partitions."""
 
 from __future__ import annotations
 
-import base64
 import random
 
 import pytest
 
 from caves_faust.devstack.harness import wait_until
+from tests.delivery import letter_payload, stock_served
 from tests.integration.events import INVALID_PAYLOADS, encoded, expected_stock, valid_events
 
 pytestmark = pytest.mark.integration
@@ -33,11 +33,6 @@ def assert_stock_served(worker, expected: dict[str, int]) -> None:
     assert {p["product_id"]: p["stock"] for p in body["products"]} == expected
 
 
-def stock_matches(worker, expected: dict[str, int]) -> bool:
-    status, body = worker.get("/stock/")
-    return status == 200 and {p["product_id"]: p["stock"] for p in body["products"]} == expected
-
-
 def test_mixed_stream_dlq_stock_and_restart(pipeline, start_worker):
     valid = valid_events(600)
     payloads, keys = mixed_stream(valid)
@@ -47,7 +42,7 @@ def test_mixed_stream_dlq_stock_and_restart(pipeline, start_worker):
 
     wait_until(lambda: pipeline.row_count() == len(valid) and len(pipeline.dead_letters()) == len(INVALID_PAYLOADS),
                90, "every input stored or dead-lettered")
-    wait_until(lambda: stock_matches(worker, expected), 30, "stock equal to the recomputation")
+    wait_until(lambda: stock_served(worker) == expected, 30, "stock equal to the recomputation")
     assert_stock_served(worker, expected)
     assert worker.terminate() == 0  # whatever was in flight is finished: the counts below are final
 
@@ -58,19 +53,18 @@ def test_mixed_stream_dlq_stock_and_restart(pipeline, start_worker):
         original = invalid_at[(letter["partition"], letter["offset"])]
         assert letter["error_type"] == dict(INVALID_PAYLOADS)[original]
         assert letter["error_message"] and letter["topic"] == pipeline.sales_topic and letter["timestamp"]
-        stored = letter["payload"].encode() if letter["payload_encoding"] == "utf-8" else base64.b64decode(letter["payload"])
-        assert stored == original
+        assert letter_payload(letter) == original
     assert pipeline.row_count() == len(valid)
     restarted = start_worker()
     # The stock comes back from the tables' changelogs; an event replayed meanwhile is recognised by offset.
-    wait_until(lambda: stock_matches(restarted, expected), 60, "stock recovered after the restart")
+    wait_until(lambda: stock_served(restarted) == expected, 60, "stock recovered after the restart")
     assert_stock_served(restarted, expected)
     status, body = restarted.get("/stock/999999/")
     assert status == 404 and "999999" in body["error"]
     more = valid_events(50, start=600)
     pipeline.produce(encoded(more))
     expected_after = expected_stock(valid + more)
-    wait_until(lambda: stock_matches(restarted, expected_after), 60, "stock after the restart")
+    wait_until(lambda: stock_served(restarted) == expected_after, 60, "stock after the restart")
     assert len(pipeline.dead_letters()) == len(INVALID_PAYLOADS)
 
 
@@ -82,7 +76,7 @@ def test_two_workers_each_serve_every_product(pipeline, start_worker):
     expected = expected_stock(valid)
 
     wait_until(lambda: pipeline.row_count() == len(valid), 90, "every event stored")
-    wait_until(lambda: stock_matches(first, expected) and stock_matches(second, expected), 60,
+    wait_until(lambda: stock_served(first) == expected and stock_served(second) == expected, 60,
                "both workers serving the full stock")
     assert_stock_served(first, expected)
     assert_stock_served(second, expected)

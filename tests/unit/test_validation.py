@@ -7,7 +7,7 @@ import json
 import pytest
 
 from caves_faust.models import InventoryAdjusted, OrderCreated
-from caves_faust.validation import InvalidEvent, validate
+from caves_faust.validation import MAX_DEPTH, InvalidEvent, validate
 
 ORDER = {
     "event_type": "ORDER_CREATED", "order_line_id": 67890, "customer_id": 42, "product_id": 1015,
@@ -126,3 +126,37 @@ def test_lone_surrogates_are_invalid_but_paired_ones_are_text():
     escaped = json.dumps(paired).encode()  # ensure_ascii: the glass of wine as a surrogate pair
     assert b"\\ud83c" in escaped
     assert json.loads(validate(escaped).text)["note"] == "\U0001f377"
+
+
+@pytest.mark.parametrize("base, field", [(ORDER, f) for f in ("product_name", "category", "sales_channel",
+                                                              "event_timestamp")]
+                         + [(ADJUSTMENT, f) for f in ("warehouse", "batch_number", "event_timestamp")])
+def test_a_blank_optional_text_is_valid_and_kept_as_received(base, field):
+    # faust records refuse blank strings: before, validate() raised their ValidationError and the sink stopped the
+    # worker, at every restart, on the same event.
+    payload = raw({**base, field: ""})
+    valid = validate(payload)
+    assert getattr(valid.event, field) is None and json.loads(valid.text)[field] == ""
+
+
+def _nested(depth: int) -> bytes:
+    """An order whose containers (the event itself counted) nest `depth` levels, alternating objects and arrays."""
+    inner = "1"
+    for level in range(depth - 1):
+        inner = f'{{"k": {inner}}}' if level % 2 else f"[{inner}]"
+    return raw({**ORDER, "x": None}).replace(b"null", inner.encode())
+
+
+def _at_stack_depth(frames: int, call):
+    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
+
+
+@pytest.mark.parametrize("frames", [0, 400])
+def test_nesting_limit_does_not_depend_on_the_callers_stack(frames):
+    # Python's parser fails where stack plus nesting reach the recursion limit: the sink and the stock agent, at
+    # different stack depths, disagreed on events nested ~900 deep (one stored it, the other dead-lettered it).
+    assert _at_stack_depth(frames, lambda: validate(_nested(MAX_DEPTH)))
+    for depth in (MAX_DEPTH + 1, 900, 5000):
+        with pytest.raises(InvalidEvent) as caught:
+            _at_stack_depth(frames, lambda: validate(_nested(depth)))
+        assert caught.value.error_type == "not_json" and "nested deeper" in caught.value.message

@@ -1,0 +1,179 @@
+"""What a correct pipeline delivers, checked from outside: rows in Snowflake, dead letters on the DLQ topic and
+the stock the worker serves. Shared by the integration and reliability suites.
+
+`Sent` remembers every message a test produced (payload and Kafka coordinates); `assert_exactly_once` waits until
+the pipeline has caught up and then checks the promise the product makes: every valid event exactly once in
+RAW_EVENTS_STREAM with its content as sent, every invalid one exactly once in the DLQ with its payload, and the
+served stock equal to a recomputation from the valid events.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from caves_faust.devstack.harness import Pipeline, Worker, wait_until
+from caves_faust.dlq import MAX_PAYLOAD_BYTES
+from caves_faust.validation import InvalidEvent, validate
+from tests.integration.events import INVALID_PAYLOADS, encoded, expected_stock, valid_events
+
+Coordinate = tuple[int, int]  # (partition, offset) on the sales topic
+
+
+@dataclass
+class Sent:
+    """Every message produced to the sales topic, by coordinate."""
+
+    payloads: dict[Coordinate, bytes] = field(default_factory=dict)
+
+    def record(self, payloads: list[bytes], coordinates: list[Coordinate]) -> None:
+        self.payloads.update(zip(coordinates, payloads))
+
+    def produce(self, pipeline: Pipeline, payloads: list[bytes], keys: list[bytes | None] | None = None) -> None:
+        self.record(payloads, pipeline.produce(payloads, keys))
+
+    def split(self) -> tuple[dict[Coordinate, dict], dict[Coordinate, bytes]]:
+        """(valid events as JSON objects, invalid payloads), by coordinate."""
+        valid: dict[Coordinate, dict] = {}
+        invalid: dict[Coordinate, bytes] = {}
+        for coordinate, payload in self.payloads.items():
+            try:
+                validate(payload)
+            except InvalidEvent:
+                invalid[coordinate] = payload
+            else:
+                valid[coordinate] = json.loads(payload)
+        return valid, invalid
+
+
+def mixed_payloads(count: int, start: int = 0, invalid_every: int = 50) -> list[bytes]:
+    """`count` valid events with one invalid payload of every kind in turn after each `invalid_every`."""
+    payloads: list[bytes] = []
+    kinds = [payload for payload, _ in INVALID_PAYLOADS]
+    for n, valid in enumerate(encoded(valid_events(count, start=start))):
+        payloads.append(valid)
+        if (n + 1) % invalid_every == 0:
+            payloads.append(kinds[(start + n) // invalid_every % len(kinds)])
+    return payloads
+
+
+class BackgroundProducer:
+    """Produces `payloads` in chunks at a steady pace while the test breaks things (until `stop()`)."""
+
+    def __init__(self, pipeline: Pipeline, payloads: list[bytes], sent: Sent, chunk: int = 100, pause: float = 0.1):
+        self.pipeline, self.payloads, self.sent, self.chunk, self.pause = pipeline, payloads, sent, chunk, pause
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for start in range(0, len(self.payloads), self.chunk):
+                if self.stopping.is_set():
+                    return
+                self.sent.produce(self.pipeline, self.payloads[start:start + self.chunk])
+                time.sleep(self.pause)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def stop(self) -> Sent:
+        self.stopping.set()
+        return self.join()
+
+    def join(self) -> Sent:
+        self.thread.join(120)
+        assert not self.thread.is_alive() and self.error is None, self.error
+        return self.sent
+
+
+def stock_served(worker: Worker) -> dict[str, int] | None:
+    """product id -> stock as `/stock/` serves it, or None while the worker cannot answer (recovering)."""
+    status, body = worker.get("/stock/")
+    return {p["product_id"]: p["stock"] for p in body["products"]} if status == 200 else None
+
+
+def letter_payload(letter: dict) -> bytes:
+    text = letter["payload"] or ""
+    return text.encode("utf-8") if letter["payload_encoding"] == "utf-8" else base64.b64decode(text)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the pipeline delivered for a test, for its report line."""
+
+    rows: int
+    letters: int
+    replays_skipped: int
+
+    def __str__(self) -> str:
+        return f"{self.rows} rows and {self.letters} dead letters exactly once, {self.replays_skipped} replays skipped"
+
+
+def replays_skipped(workers: Iterable[Worker]) -> int:
+    return sum(int(n) for w in workers for n in re.findall(r"skipped_replays=(\d+)", w.log_text()))
+
+
+def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout: float = 120,
+                        refused_by_snowflake: bool = False) -> Delivered:
+    """Wait until every message sent is processed and committed, then check that each is in exactly one place:
+    valid events in RAW_EVENTS_STREAM with their content as sent, invalid ones in the DLQ with their payload;
+    and that the stock served equals the recomputation. With `refused_by_snowflake`, a valid event may be in the
+    DLQ instead, as `snowflake_rejected`, when the warehouse refuses it."""
+    valid, invalid = sent.split()
+
+    def caught_up() -> bool:
+        # Not the group's lag: after a rebalance Faust commits again only once a new event is acked, so with
+        # no traffic left the committed offset may trail what is stored (harmless: replays are skipped).
+        return pipeline.row_count() + len(_letters(pipeline)) >= len(sent.payloads)
+
+    try:
+        wait_until(caught_up, timeout, f"{len(valid)} rows and {len(invalid)} dead letters")
+    finally:  # on a timeout, the checks below say what is missing
+        rows = pipeline.rows()
+        letters = _letters(pipeline)
+        stored = Counter((m["partition"], m["offset"]) for m, _ in rows)
+        lettered = Counter((letter["partition"], letter["offset"]) for letter in letters)
+        assert not (doubled := {c: n for c, n in stored.items() if n > 1}), f"events doubled: {doubled}"
+        assert not (doubled := {c: n for c, n in lettered.items() if n > 1}), f"dead letters doubled: {doubled}"
+        assert not (both := set(stored) & set(lettered)), f"events both stored and dead-lettered: {both}"
+        lost = set(sent.payloads) - set(stored) - set(lettered)
+        assert not lost, f"{len(lost)} events neither stored nor dead-lettered: {sorted(lost)[:20]}"
+        assert set(stored) <= set(valid), f"rows of invalid events: {sorted(set(stored) - set(valid))[:20]}"
+        for metadata, content in rows:
+            assert content == valid[(metadata["partition"], metadata["offset"])], metadata
+        for letter in letters:
+            original = sent.payloads[(letter["partition"], letter["offset"])]
+            assert letter["error_type"] and letter["error_message"], letter
+            kept = letter_payload(letter)
+            assert kept == original or letter["payload_truncated"] and kept and original.startswith(kept), letter
+            assert letter["payload_bytes"] == len(original)
+            assert len(json.dumps(letter, ensure_ascii=False).encode()) < 2 * MAX_PAYLOAD_BYTES
+        refused = {c for c in lettered if c in valid}
+        assert not refused or refused_by_snowflake, f"valid events dead-lettered: {sorted(refused)[:20]}"
+        misjudged = [letter for letter in letters if (letter["partition"], letter["offset"]) in refused
+                     and letter["error_type"] != "snowflake_rejected"]
+        assert not misjudged, f"valid events dead-lettered as invalid: {misjudged}"
+    expected = expected_stock(valid.values())
+    wait_until(lambda: stock_served(worker) == expected, 60, "stock equal to the recomputation")
+    return Delivered(len(rows), len(letters), replays_skipped(pipeline.started_workers))  # type: ignore[attr-defined]
+
+
+def _letters(pipeline: Pipeline) -> list[dict]:
+    return [letter for letter in pipeline.dead_letters() if letter["topic"] == pipeline.sales_topic]
+
+
+def partition_offsets_delivered(pipeline: Pipeline) -> dict[int, set[int]]:
+    """partition -> offsets found in Snowflake or in the DLQ."""
+    found: dict[int, set[int]] = {}
+    coordinates = [(m["partition"], m["offset"]) for m, _ in pipeline.rows()]
+    coordinates += [(letter["partition"], letter["offset"]) for letter in _letters(pipeline)]
+    for partition, offset in coordinates:
+        found.setdefault(partition, set()).add(offset)
+    return found

@@ -1,0 +1,163 @@
+"""Fault injection from outside the worker: a proxy that withholds a Snowflake COMMIT, Kafka topic configs,
+the sockets a process listens on. No mock: the worker talks to the real broker and embedded Snowflake."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import threading
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+# What the sink's transaction sends: BEGIN, the high-water marks, the rows, then COMMIT.
+ROWS_INSERT = "INSERT INTO RAW_EVENTS_STREAM"
+
+
+class SnowflakeCommitTrap:
+    """A TCP proxy in front of the embedded Snowflake that forwards everything, except that it withholds the
+    COMMIT of the sink's `let_through + 1`-th row-writing transaction: that transaction stays open on the server
+    with its rows inserted and its high-water marks advanced. `held` is set then; the test kills the worker,
+    which thus dies inside the Snowflake write, never between two."""
+
+    def __init__(self, upstream_port: int, let_through: int):
+        self.upstream_port = upstream_port
+        self.let_through = let_through
+        self.writes_committed = 0
+        self.held = threading.Event()
+        self._after_rows_insert = False
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        reader = client.makefile("rb")
+        try:
+            while True:
+                request = _read_request(reader)
+                if request is None:
+                    return
+                if self._withhold(request):
+                    self.held.set()
+                    reader.read()  # until the worker dies and its socket closes
+                    return
+                upstream.sendall(request)
+        except OSError:
+            return
+        finally:
+            for sock in (client, upstream):
+                sock.close()
+
+    def _withhold(self, request: bytes) -> bool:
+        sql = _sql_text(request)
+        if sql is None:
+            return False
+        with self._lock:
+            if sql.strip().upper() == "COMMIT" and self._after_rows_insert:
+                if self.writes_committed == self.let_through:
+                    return True
+                self.writes_committed += 1
+            if sql.lstrip().upper().startswith(("INSERT", "COMMIT", "ROLLBACK")):
+                self._after_rows_insert = sql.lstrip().upper().startswith(ROWS_INSERT)
+        return False
+
+
+def _read_request(reader) -> bytes | None:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        if not line:
+            return None
+        head += line
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head + reader.read(length)
+
+
+def _sql_text(request: bytes) -> str | None:
+    head, _, body = request.partition(b"\r\n\r\n")
+    if b"/queries/v1/query-request" not in head.split(b"\r\n", 1)[0]:
+        return None
+    if b"content-encoding: gzip" in head.lower():
+        body = gzip.decompress(body)
+    return json.loads(body).get("sqlText")
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def set_topic_config(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
+    """Replace `topic`'s config overrides (Kafka AlterConfigs: the ones not given return to the defaults)."""
+
+    async def alter() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            responses = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+        finally:
+            await admin.close()
+        errors = [r for response in responses for r in response.resources if r[0] != 0]
+        assert not errors, errors
+
+    asyncio.run(alter())
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses of the TCP sockets listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                found.append(_address(address))
+    return found
+
+
+def _address(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    # /proc prints each 32-bit word in host (little-endian) order.
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET if len(words) == 4 else socket.AF_INET6, words)
+
+
+def non_loopback_address() -> str | None:
+    """An IPv4 address of this machine other than loopback, if it has one (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the outgoing interface
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
