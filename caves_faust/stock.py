@@ -78,10 +78,16 @@ def movements_of(events: Sequence[EventT]) -> list[StockMovements]:
 
 def _unapplied(applied: dict[str, int], source_partition: int,
                movements: Iterable[Movement]) -> tuple[list[Movement], dict[str, int]]:
-    """The movements not applied yet (a replay carries offsets already applied), and the marks after them."""
+    """The movements not applied yet, and the marks after them. A replay carries offsets already applied, and
+    after a rebalance Faust may hand over the same message twice, even within one batch: each offset counts once."""
     source = str(source_partition)
-    fresh = [m for m in movements if m.offset > applied.get(source, -1)]
-    return fresh, ({**applied, source: fresh[-1].offset} if fresh else applied)
+    mark = applied.get(source, -1)
+    fresh = []
+    for movement in movements:
+        if movement.offset > mark:
+            fresh.append(movement)
+            mark = movement.offset
+    return fresh, ({**applied, source: mark} if fresh else applied)
 
 
 def apply_to_stock(current: ProductStock, source_partition: int, movements: list[Movement]) -> ProductStock | None:

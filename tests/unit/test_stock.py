@@ -35,6 +35,9 @@ def test_a_replayed_movement_is_applied_once_per_source_partition():
     assert apply_to_stock(stock, 1, [movement(5, +10)]).stock == 20
     # A replay whose batch straddles what was applied: only the new part counts.
     assert apply_to_stock(stock, 0, [movement(4, +10), movement(5, +10), movement(6, +1)]).stock == 11
+    # The same message twice within one batch (Faust redelivers the committed offset after a rebalance).
+    assert apply_to_stock(stock, 0, [movement(6, +1), movement(7, +2), movement(6, +1), movement(7, +2)]).stock == 13
+    assert apply_to_stock(stock, 0, [movement(6, +1), movement(7, +2), movement(6, +1)]).applied == {"0": 7}
 
 
 def test_window_figures():
