@@ -135,6 +135,10 @@ def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout:
 
     try:
         wait_until(caught_up, timeout, f"{len(valid)} rows and {len(invalid)} dead letters")
+    except AssertionError:
+        for running in pipeline.started_workers:  # type: ignore[attr-defined]
+            running.dump_tasks()  # where a stalled worker waits, in its log
+        raise
     finally:  # on a timeout, the checks below say what is missing
         rows = pipeline.rows()
         letters = _letters(pipeline)
@@ -161,7 +165,18 @@ def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout:
                      and letter["error_type"] != "snowflake_rejected"]
         assert not misjudged, f"valid events dead-lettered as invalid: {misjudged}"
     expected = expected_stock(valid.values())
-    wait_until(lambda: stock_served(worker) == expected, 60, "stock equal to the recomputation")
+    served: dict[str, int] | None = None
+
+    def stock_right() -> bool:
+        nonlocal served
+        served = stock_served(worker)
+        return served == expected
+
+    try:
+        wait_until(stock_right, 60, "stock equal to the recomputation")
+    except AssertionError:
+        wrong = {p: (served.get(p), n) for p, n in expected.items() if served.get(p) != n} if served else served
+        raise AssertionError(f"stock differs from the recomputation (product: (served, expected)): {wrong}") from None
     return Delivered(len(rows), len(letters), replays_skipped(pipeline.started_workers))  # type: ignore[attr-defined]
 
 

@@ -239,6 +239,11 @@ class Worker:
         finally:
             self._log.close()
 
+    def dump_tasks(self) -> None:
+        """Have a running worker write every thread's and asyncio task's stack to its log (mode's SIGUSR1)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
+
     def kill(self) -> None:
         """SIGKILL: a crash."""
         if self.process is not None and self.process.poll() is None:
