@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable
 
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import EventT, Message
+from faust.types.transports import TransportT
 from mode.utils.queues import ThrowableQueue
 
+from caves_faust.kafka_admin import wait_for_topics
 from caves_faust.settings import load_settings
+
+log = logging.getLogger(__name__)
 
 settings = load_settings()
 
 METADATA_REFRESH_MS = 10_000
+TOPICS_VISIBLE_SECONDS = 30
+
+
+class _Consumer(aiokafka_driver.Consumer):
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        """Subscribe once every topic is in the broker's metadata. Faust creates its internal topics (stock
+        movements, changelogs) just before subscribing; a topic the broker does not show yet is left out of
+        the group's assignment, and when it comes in at a later rebalance its consumption did not start at
+        the beginning: movements were skipped and the stock came out wrong."""
+        topics = set(topics)
+        missing = await wait_for_topics(settings.kafka_bootstrap, topics, TOPICS_VISIBLE_SECONDS)
+        if missing:
+            log.warning("topics not in the broker's metadata after %ss, subscribing anyway: %s",
+                        TOPICS_VISIBLE_SECONDS, ", ".join(sorted(missing)))
+        await super().subscribe(topics)
+
+
+class _Transport(aiokafka_driver.Transport):
+    Consumer = _Consumer
 
 
 class App(faust.App):
+    def _new_transport(self) -> TransportT:
+        return _Transport(self.conf.broker_consumer, self)
+
     def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> ThrowableQueue:
         return _AbandoningQueue(maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume)
 
