@@ -51,9 +51,10 @@ class App(faust.App):
 class _AbandoningQueue(ThrowableQueue):
     """An agent's buffer whose events, when Faust clears it (rebalance, shutdown), are abandoned, not leaked.
 
-    Both agents read every sales event; when one has taken an event and the copy for the other is dropped
-    here, Faust would wait forever for the dropped copy's ack: the worker hung in that rebalance, or at
-    shutdown. The copies waiting to get in (the buffer was full) are dropped too, so they count as well.
+    Faust drops the buffered events, then, before the rebalance or the shutdown goes on, waits until each
+    event it handed over is acked or garbage-collected: one still referenced elsewhere held the worker there
+    (it hung when two agents shared each event). Forgetting them here does not depend on the garbage
+    collector. The events waiting to get in (the buffer was full) are dropped too, so they count as well.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -103,9 +103,6 @@ class Settings:
     # Stock tables
     stock_window_seconds: float = _setting("STOCK_WINDOW_SECONDS", "60", _positive_float)
     stock_window_expires_seconds: float = _setting("STOCK_WINDOW_EXPIRES_SECONDS", "3600", _positive_float)
-    # Stock intake batches: fewer, larger messages to the stock tables (the per-message cost dominates).
-    stock_batch_max: int = _setting("STOCK_BATCH_MAX", "2000", _positive_int)
-    stock_batch_seconds: float = _setting("STOCK_BATCH_SECONDS", "0.2", _positive_float)
     stats_log_seconds: float = _setting("STATS_LOG_SECONDS", "10", _positive_float)
     # Snowflake sink
     sink_flush_seconds: float = _setting("SINK_FLUSH_SECONDS", "1", _positive_float)

@@ -1,10 +1,9 @@
 """The Snowflake sink: every valid sales event exactly once in RAW_EVENTS_STREAM, every invalid one in the DLQ.
 
-The agent reads raw events with `noack_take`, so nothing is acknowledged (hence committed to Kafka) before
-its batch is durably stored: dead letters delivered to the DLQ topic, rows committed in Snowflake together
-with the per-partition high-water marks that make a replay after a crash or rebalance skip what is stored.
-It never raises on an outage: it retries with capped backoff and, while it does, takes no new events, so
-memory stays bounded by the batch size.
+`SnowflakeSink.flush` stores a batch of raw events durably: dead letters delivered to the DLQ topic, rows
+committed in Snowflake together with the per-partition high-water marks that make a replay after a crash or
+rebalance skip what is stored. It never raises on an outage: it retries with capped backoff and, while it does,
+the intake takes no new events, so memory stays bounded by the batch size.
 """
 
 from __future__ import annotations
@@ -18,13 +17,13 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable, Sequence, Set, TypeVar
 
 from aiokafka.errors import KafkaError
-from faust.types import TP, AppT, EventT, StreamT
+from faust.types import TP, AppT, EventT
 
 from caves_faust import metrics
-from caves_faust.app import abandon, app, dlq_topic, sales_topic, settings
+from caves_faust.app import app, dlq_topic, settings
 from caves_faust.dlq import DeadLetter, DeadLetters, Received, encode_bytes
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
-from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, describe, is_content_error
+from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, is_content_error
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +136,9 @@ class SnowflakeSink:
             self._high_waters.pop(partition, None)
         self.dead_letters.forget(partitions)
 
-    async def flush(self, events: Sequence[EventT]) -> None:
-        """Store a batch durably; returns only when done (retrying through outages)."""
+    async def flush(self, events: Sequence[EventT]) -> list[Accepted]:
+        """Store a batch durably; returns only when done (retrying through outages), with the batch's valid
+        events (replays the warehouse already holds included)."""
         started = time.perf_counter()
         metrics.current_batch_size.set(len(events))
         accepted, letters = classify(distinct(events))
@@ -156,6 +156,7 @@ class SnowflakeSink:
             len(events), rows, dead_lettered, rejected, skipped, len({e.message.partition for e in events}),
             insert_seconds * 1000, total * 1000,
         )
+        return accepted
 
     async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         backoff = Backoff(what, self.retry_max_seconds, self.stopping)
@@ -274,27 +275,6 @@ sink = SnowflakeSink(
     settings.sink_retry_max_seconds,
     stopping=lambda: app.should_stop,
 )
-
-
-@app.agent(sales_topic, name="snowflake_sink")
-async def snowflake_sink(stream: StreamT) -> None:
-    log.info("sink: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
-    async for events in stream.noack_take(settings.sink_max_batch, within=settings.sink_flush_seconds):
-        try:
-            await sink.flush(events)
-        except SinkStopped as stopped:
-            log.warning("sink: %s; the batch stays uncommitted and will be replayed", stopped)
-            abandon(e.message for e in events)
-            return
-        except Exception as exc:
-            # Faust would restart a crashed agent past these unacknowledged events, blocking commits:
-            # stop the worker instead, so that it restarts from the committed offsets.
-            log.exception("sink: unexpected failure, stopping the worker")
-            abandon(e.message for e in events)
-            await app.crash(exc)
-            return
-        for event in events:
-            await stream.ack(event)
 
 
 @app.on_partitions_revoked.connect

@@ -1,6 +1,6 @@
 """Per-product stock: running stock and tumbling-window figures, in Faust tables partitioned by product.
 
-Valid events become `StockMovement`s re-keyed by product id on an internal topic (whatever key the producer
+Valid events become `StockMovements` re-keyed by product id on an internal topic (whatever key the producer
 used), so that each product's tables live on exactly one partition. Kafka delivers at least once, so
 every table value remembers the last source offset it applied per source partition: a replayed
 movement is recognised and applied once, and the stock stays equal to a recomputation after any crash.
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from faust.types import EventT, StreamT
 
-from caves_faust.app import app, sales_topic, settings
+from caves_faust.app import app, settings
 from caves_faust.models import ORDER_CREATED, Movement, ProductStock, StockMovements, WindowFigures
-from caves_faust.validation import InvalidEvent, ValidEvent, validate
+from caves_faust.validation import ValidEvent
 
 stock_movements_topic = app.topic(
     f"{settings.app_id}-stock-movements",
@@ -63,17 +63,20 @@ def movement_of(valid: ValidEvent, event: EventT) -> Movement:
     return Movement(message.offset, message.timestamp, sales_event.quantity_change, 0, 0.0, 0)
 
 
-def movements_of(events: Sequence[EventT]) -> list[StockMovements]:
-    """The valid events of a batch, grouped by product and source partition, in offset order."""
+def movements_of(valid_events: Iterable[tuple[ValidEvent, EventT]]) -> list[StockMovements]:
+    """Valid events grouped by product and source partition, in offset order."""
     grouped: dict[tuple[str, int], list[Movement]] = defaultdict(list)
-    for event in events:
-        try:
-            valid = validate(event.message.value)
-        except InvalidEvent:
-            continue  # the sink dead-letters it
+    for valid, event in valid_events:
         grouped[(str(valid.event.product_id), event.message.partition)].append(movement_of(valid, event))
     return [StockMovements(product_id=product_id, source_partition=partition, movements=movements)
             for (product_id, partition), movements in grouped.items()]
+
+
+async def send_movements(valid_events: Iterable[tuple[ValidEvent, EventT]]) -> None:
+    """Hand a batch's movements to the producer, whose buffer Faust flushes before it commits offsets:
+    one message per product and source partition, as the per-message cost is what bounds this path."""
+    for batch in movements_of(valid_events):
+        await stock_movements_topic.send(key=batch.product_id, value=batch)
 
 
 def _unapplied(applied: dict[str, int], source_partition: int,
@@ -118,17 +121,6 @@ def by_window(movements: list[Movement]) -> dict[float, list[Movement]]:
     for movement in movements:
         windows[window_table.table.window.current(movement.timestamp)[0]].append(movement)
     return windows
-
-
-@app.agent(sales_topic, name="stock_intake")
-async def stock_intake(stream: StreamT) -> None:
-    """Valid sales events -> stock movements keyed by product. Acked once their movements are handed to
-    the producer, whose buffer Faust flushes before it commits."""
-    async for events in stream.noack_take(settings.stock_batch_max, within=settings.stock_batch_seconds):
-        for batch in movements_of(events):
-            await stock_movements_topic.send(key=batch.product_id, value=batch)
-        for event in events:
-            await stream.ack(event)
 
 
 @app.agent(stock_movements_topic, name="stock_tables")
