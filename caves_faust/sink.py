@@ -59,10 +59,13 @@ def classify(events: Sequence[EventT]) -> tuple[list[Accepted], list[DeadLetter]
             valid = validate(raw)
         except InvalidEvent as error:
             letters.append(DeadLetter(event, error))
-            metrics.events_consumed.labels(event_type="INVALID", status="invalid").inc()
             continue
         accepted.append(Accepted(event, valid))
-        metrics.events_consumed.labels(event_type=valid.event.event_type, status="valid").inc()
+    # Counted once per batch: a labelled counter's lookup per event was a measurable share of the event loop.
+    for event_type, count in Counter(a.valid.event.event_type for a in accepted).items():
+        metrics.events_consumed.labels(event_type=event_type, status="valid").inc(count)
+    if letters:
+        metrics.events_consumed.labels(event_type="INVALID", status="invalid").inc(len(letters))
     return accepted, letters
 
 
