@@ -14,7 +14,7 @@ from caves_faust.generator import EventGenerator
 from caves_faust.settings import load_settings
 from caves_faust.warehouse import Batch, Warehouse, rows_json
 
-from benchmarks.common import BenchStack, ceiling, messages, produce, report, rss_mb, row_count
+from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, rss_mb, row_count
 from caves_faust.devstack.harness import wait_until
 
 PIPELINE_EVENTS = 100_000
@@ -34,6 +34,8 @@ def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]]
     worker = pipeline.worker()
     started = time.perf_counter()
     worker.start(wait_assigned=False)
+    cpu = CpuMeter(worker=worker.process.pid, snowflake=bench.stack.snowflake.pid(), broker=bench.stack.kafka.pid())
+    cpu.started["worker"] = 0.0  # from its start
     samples: list[float] = []
     try:
         while (rows := row_count(pipeline, conn)) < len(events):
@@ -41,23 +43,29 @@ def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]]
             assert worker.process.poll() is None, worker.log_text()[-2000:]
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
+        cpu.stop()
     finally:
         worker.stop()
         conn.close()
     return {"events": len(events), "rows": rows, "seconds": round(elapsed, 2),
             "events_per_second": round(len(events) / elapsed), "peak_rss_mb": round(max(samples or [0]), 1),
+            "cpu_seconds_per_1000_events": cpu.per_thousand(len(events)),
+            "cores_busy": round(sum(cpu.used.values()) / elapsed, 2),
             "rss_samples_mb": [round(s, 1) for s in samples]}
 
 
 def bench_pipeline(bench: BenchStack) -> None:
     events = messages(PIPELINE_EVENTS)
     result = pipeline_run(bench, "bench_pipeline", events)
-    bare = ceiling(bench, "bench_pipeline_sales_events", len(events))  # the very same events
+    bare, bare_cpu = ceiling(bench, "bench_pipeline_sales_events", len(events))  # the very same events
     ratio = result["events_per_second"] / bare
+    cpu = result["cpu_seconds_per_1000_events"]
     report("pipeline", f"{result['events_per_second']} events/s into Snowflake, bare Faust ceiling {bare:.0f} "
-           f"events/s, ratio {ratio:.2f}, worker peak RSS {result['peak_rss_mb']} MB",
+           f"events/s, ratio {ratio:.2f}, worker peak RSS {result['peak_rss_mb']} MB; CPU s per 1,000 events: "
+           f"worker {cpu['worker']}, embedded Snowflake {cpu['snowflake']}, broker {cpu['broker']} "
+           f"({result['cores_busy']} cores busy); bare agent {bare_cpu['worker']}, broker {bare_cpu['broker']}",
            {**{k: v for k, v in result.items() if k != "rss_samples_mb"}, "ceiling_events_per_second": round(bare),
-            "ratio_to_ceiling": round(ratio, 3)})
+            "ceiling_cpu_seconds_per_1000_events": bare_cpu, "ratio_to_ceiling": round(ratio, 3)})
 
 
 def bench_sink(bench: BenchStack) -> None:

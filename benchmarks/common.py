@@ -86,6 +86,31 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) a process has used so far, seconds (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+class CpuMeter:
+    """CPU seconds each process uses between `start()` and `stop()`, per 1,000 events."""
+
+    def __init__(self, **pids: int | None):
+        self.pids = pids
+        self.started = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.used: dict[str, float] = {}
+
+    def stop(self) -> dict[str, float]:
+        self.used = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
+        return self.used
+
+    def per_thousand(self, events: int) -> dict[str, float]:
+        return {name: round(seconds * 1000 / events, 3) for name, seconds in self.used.items()}
+
+
 def row_count(pipeline: Pipeline, conn: Any) -> int:
     try:
         with conn.cursor() as cur:
@@ -95,18 +120,23 @@ def row_count(pipeline: Pipeline, conn: Any) -> int:
         return 0
 
 
-def ceiling(bench: BenchStack, topic: str, expected: int) -> float:
-    """Events/s of a bare Faust agent that only decodes JSON, from its start to its last event."""
+def ceiling(bench: BenchStack, topic: str, expected: int) -> tuple[float, dict[str, float]]:
+    """Events/s of a bare Faust agent that only decodes JSON, from its start to its last event, and the CPU
+    seconds per 1,000 events it and the broker used."""
     env = {**os.environ, "KAFKA_BROKER": f"kafka://{bench.stack.bootstrap}", "BARE_TOPIC": topic,
            "BARE_EXPECTED": str(expected), "BARE_APP_ID": f"bare-{time.time_ns()}",
            "F_DATADIR": str(bench.stack.home / "bare-data")}
     started = time.perf_counter()
     bare = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", "worker", "-l", "warn"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cpu = CpuMeter(worker=bare.pid, broker=bench.stack.kafka.pid())
+    cpu.started["worker"] = 0.0  # from its start
     try:
         for line in bare.stdout:  # type: ignore[union-attr]
             if "BARE DONE" in line:  # Faust turns print() into a log line
-                return expected / (time.perf_counter() - started)
+                rate = expected / (time.perf_counter() - started)
+                cpu.stop()
+                return rate, cpu.per_thousand(expected)
         raise RuntimeError(f"bare agent exited with {bare.wait()} before decoding {expected} events")
     finally:
         bare.terminate()
