@@ -15,7 +15,8 @@ async def partition_count(bootstrap: str, topic: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        # Every topic's metadata, not this one by name: naming an absent topic may have the broker create it.
+        described = [d for d in await admin.describe_topics() if d["topic"] == topic]
     finally:
         await admin.close()
     return len(described[0].get("partitions") or ()) if described else 0
@@ -42,7 +43,9 @@ async def wait_for_topics(bootstrap: str, names: set[str], timeout: float) -> se
     try:
         deadline = time.monotonic() + timeout
         while True:
-            missing = {d["topic"] for d in await admin.describe_topics(sorted(names)) if not _ready(d)}
+            # Every topic's metadata, not these by name (see partition_count).
+            ready = {d["topic"] for d in await admin.describe_topics() if _ready(d)}
+            missing = names - ready
             if not missing or time.monotonic() >= deadline:
                 return missing
             await asyncio.sleep(TOPIC_POLL_SECONDS)

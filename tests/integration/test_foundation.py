@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+
 import pytest
 
 from caves_faust.devstack.harness import Stack, wait_until
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
+from caves_faust.kafka_admin import partition_count, wait_for_topics
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +35,26 @@ def test_event_produced_to_kafka_lands_as_a_row_in_snowflake(pipeline, start_wor
     assert sorted((m["partition"], m["offset"]) for m, _ in rows) == sorted(coordinates)
     assert all(m["topic"] == pipeline.sales_topic for m, _ in rows)
     assert sorted(rows, key=lambda r: r[1]["order_line_id"])[0][1] == sent[0]
+
+
+def test_waiting_for_topics_names_those_the_broker_does_not_show_and_creates_none(stack):
+    created, absent = f"visible_{time.time_ns()}", f"absent_{time.time_ns()}"
+    stack.create_topics([created], 3)
+
+    assert asyncio.run(wait_for_topics(stack.bootstrap, {created}, 30)) == set()
+    assert asyncio.run(wait_for_topics(stack.bootstrap, {created, absent}, 1)) == {absent}
+    assert asyncio.run(partition_count(stack.bootstrap, absent)) == 0
+
+
+def test_the_first_assignment_holds_every_topic_the_worker_reads(pipeline, start_worker):
+    # Faust creates the stock-movements topic and the changelogs just before subscribing; a topic the broker
+    # did not show yet was left out of the assignment ("Ignoring missing topic").
+    log = start_worker().log_text()
+
+    assignment = log[log.index("Setting newly assigned partitions"):]
+    assert "Ignoring missing topic" not in log
+    for topic in ("-stock-movements", "-stock-changelog", "-product_window-changelog", "_sales_events"):
+        assert re.search(rf"{re.escape(pipeline.name + topic)} +\| \{{0-7\}}", assignment), topic
 
 
 def test_local_services_start_idempotently_and_keep_snowflake_data(tmp_path):
