@@ -89,9 +89,6 @@ app = App(
     topic_partitions=settings.topic_partitions,
     # at_least_once + an idempotent Snowflake sink: exactly_once covers Kafka outputs only and wants 3 brokers.
     processing_guarantee="at_least_once",
-    # Room for the next batch to arrive while one is being written: with less than a batch, fetching
-    # stalled during each Snowflake write and the next batch started from a half-empty buffer.
-    stream_buffer_maxsize=2 * settings.sink_max_batch,
     broker_session_timeout=settings.session_timeout_seconds,
     broker_heartbeat_interval=settings.session_timeout_seconds / 10,
     web_port=settings.web_port,
