@@ -26,30 +26,34 @@ SOAK_EVENTS = 1_000_000
 SOAK_CHUNK = 100_000
 
 
-def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], **env: str) -> dict:
-    """Pre-produce `events`, start a worker, time until every one is a row; peak and sampled RSS."""
-    pipeline = bench.pipeline(name, **env)
+def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], workers: int = 1) -> dict:
+    """Pre-produce `events`, start the workers, time until every one is a row; CPU, peak and sampled RSS."""
+    pipeline = bench.pipeline(name)
     produce(bench.stack.bootstrap, pipeline.sales_topic, events)
     conn = bench.stack.snowflake_connection(pipeline.database)
-    worker = pipeline.worker()
     started = time.perf_counter()
-    worker.start(wait_assigned=False)
-    cpu = CpuMeter(worker=worker.process.pid, snowflake=bench.stack.snowflake.pid(), broker=bench.stack.kafka.pid())
-    cpu.started["worker"] = 0.0  # from its start
+    running = [pipeline.worker(index).start(wait_assigned=False) for index in range(workers)]
+    cpu = CpuMeter(snowflake=bench.stack.snowflake.pid(), broker=bench.stack.kafka.pid(),
+                   **{f"worker{index}": w.process.pid for index, w in enumerate(running)})
+    cpu.started.update({f"worker{index}": 0.0 for index in range(workers)})  # from their start
     samples: list[float] = []
     try:
         while (rows := row_count(pipeline, conn)) < len(events):
-            samples.append(rss_mb(worker.process.pid))
-            assert worker.process.poll() is None, worker.log_text()[-2000:]
+            samples.extend(rss_mb(w.process.pid) for w in running)
+            for w in running:
+                assert w.process.poll() is None, w.log_text()[-2000:]
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
         cpu.stop()
     finally:
-        worker.stop()
+        for w in running:
+            w.stop()
         conn.close()
-    return {"events": len(events), "rows": rows, "seconds": round(elapsed, 2),
+    per_thousand = cpu.per_thousand(len(events))
+    per_thousand["workers"] = round(sum(v for k, v in per_thousand.items() if k.startswith("worker")), 3)
+    return {"events": len(events), "workers": workers, "rows": rows, "seconds": round(elapsed, 2),
             "events_per_second": round(len(events) / elapsed), "peak_rss_mb": round(max(samples or [0]), 1),
-            "cpu_seconds_per_1000_events": cpu.per_thousand(len(events)),
+            "cpu_seconds_per_1000_events": per_thousand,
             "cores_busy": round(sum(cpu.used.values()) / elapsed, 2),
             "rss_samples_mb": [round(s, 1) for s in samples]}
 
@@ -58,14 +62,17 @@ def bench_pipeline(bench: BenchStack) -> None:
     events = messages(PIPELINE_EVENTS)
     result = pipeline_run(bench, "bench_pipeline", events)
     bare, bare_cpu = ceiling(bench, "bench_pipeline_sales_events", len(events))  # the very same events
+    scaled = pipeline_run(bench, "bench_pipeline_2w", events, workers=2)
     ratio = result["events_per_second"] / bare
     cpu = result["cpu_seconds_per_1000_events"]
     report("pipeline", f"{result['events_per_second']} events/s into Snowflake, bare Faust ceiling {bare:.0f} "
            f"events/s, ratio {ratio:.2f}, worker peak RSS {result['peak_rss_mb']} MB; CPU s per 1,000 events: "
-           f"worker {cpu['worker']}, embedded Snowflake {cpu['snowflake']}, broker {cpu['broker']} "
-           f"({result['cores_busy']} cores busy); bare agent {bare_cpu['worker']}, broker {bare_cpu['broker']}",
+           f"worker {cpu['workers']}, embedded Snowflake {cpu['snowflake']}, broker {cpu['broker']} "
+           f"({result['cores_busy']} cores busy); bare agent {bare_cpu['worker']}, broker {bare_cpu['broker']}; "
+           f"2 workers: {scaled['events_per_second']} events/s ({scaled['cores_busy']} cores busy)",
            {**{k: v for k, v in result.items() if k != "rss_samples_mb"}, "ceiling_events_per_second": round(bare),
-            "ceiling_cpu_seconds_per_1000_events": bare_cpu, "ratio_to_ceiling": round(ratio, 3)})
+            "ceiling_cpu_seconds_per_1000_events": bare_cpu, "ratio_to_ceiling": round(ratio, 3),
+            "two_workers": {k: v for k, v in scaled.items() if k != "rss_samples_mb"}})
 
 
 def bench_sink(bench: BenchStack) -> None:
