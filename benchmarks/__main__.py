@@ -33,9 +33,8 @@ def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]]
     conn = bench.stack.snowflake_connection(pipeline.database)
     started = time.perf_counter()
     running = [pipeline.worker(index).start(wait_assigned=False) for index in range(workers)]
-    cpu = CpuMeter(snowflake=bench.stack.snowflake.pid(), broker=bench.stack.kafka.pid(),
-                   **{f"worker{index}": w.process.pid for index, w in enumerate(running)})
-    cpu.started.update({f"worker{index}": 0.0 for index in range(workers)})  # from their start
+    cpu = CpuMeter({f"worker{index}": w.process.pid for index, w in enumerate(running)},
+                   {"snowflake": bench.stack.snowflake.pid(), "broker": bench.stack.kafka.pid()})
     samples: list[float] = []
     try:
         while (rows := row_count(pipeline, conn)) < len(events):

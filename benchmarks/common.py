@@ -96,11 +96,12 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 class CpuMeter:
-    """CPU seconds each process uses between `start()` and `stop()`, per 1,000 events."""
+    """CPU seconds each process uses until `stop()`, and per 1,000 events: the processes started for the run
+    (`fresh`) count from their own start, the shared broker and Snowflake (`shared`) from the meter's creation."""
 
-    def __init__(self, **pids: int | None):
-        self.pids = pids
-        self.started = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    def __init__(self, fresh: dict[str, int], shared: dict[str, int | None]):
+        self.pids = {**fresh, **shared}
+        self.started = {**dict.fromkeys(fresh, 0.0), **{name: cpu_seconds(pid) for name, pid in shared.items()}}
         self.used: dict[str, float] = {}
 
     def stop(self) -> dict[str, float]:
@@ -129,8 +130,7 @@ def ceiling(bench: BenchStack, topic: str, expected: int) -> tuple[float, dict[s
     started = time.perf_counter()
     bare = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", "worker", "-l", "warn"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    cpu = CpuMeter(worker=bare.pid, broker=bench.stack.kafka.pid())
-    cpu.started["worker"] = 0.0  # from its start
+    cpu = CpuMeter({"worker": bare.pid}, {"broker": bench.stack.kafka.pid()})
     try:
         for line in bare.stdout:  # type: ignore[union-attr]
             if "BARE DONE" in line:  # Faust turns print() into a log line
