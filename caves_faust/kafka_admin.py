@@ -4,53 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+REQUEST_TIMEOUT_MS = 15_000
 TOPIC_POLL_SECONDS = 0.2
+
+
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def _described_topics(admin: AIOKafkaAdminClient) -> list[dict]:
+    # Every topic's metadata, never some by name: naming an absent topic may have the broker create it.
+    return await admin.describe_topics()
 
 
 async def partition_count(bootstrap: str, topic: str) -> int:
     """How many partitions `topic` has; 0 when it does not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
-    try:
-        # Every topic's metadata, not this one by name: naming an absent topic may have the broker create it.
-        described = [d for d in await admin.describe_topics() if d["topic"] == topic]
-    finally:
-        await admin.close()
+    async with _admin(bootstrap) as admin:
+        described = [d for d in await _described_topics(admin) if d["topic"] == topic]
     return len(described[0].get("partitions") or ()) if described else 0
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     """Create the topics that do not exist yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
             await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing])
-    finally:
-        await admin.close()
 
 
 async def wait_for_topics(bootstrap: str, names: set[str], timeout: float) -> set[str]:
     """Wait until every topic is in the broker's metadata with a leader for each partition (a topic just
     created may not be yet); returns those still missing after `timeout` seconds."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         deadline = time.monotonic() + timeout
         while True:
-            # Every topic's metadata, not these by name (see partition_count).
-            ready = {d["topic"] for d in await admin.describe_topics() if _ready(d)}
+            ready = {d["topic"] for d in await _described_topics(admin) if _ready(d)}
             missing = names - ready
             if not missing or time.monotonic() >= deadline:
                 return missing
             await asyncio.sleep(TOPIC_POLL_SECONDS)
-    finally:
-        await admin.close()
 
 
 def _ready(described: dict) -> bool:
