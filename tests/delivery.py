@@ -175,7 +175,9 @@ def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout:
     try:
         wait_until(stock_right, 60, "stock equal to the recomputation")
     except AssertionError:
-        wrong = {p: (served.get(p), n) for p, n in expected.items() if served.get(p) != n} if served else served
+        shown = served or {}  # None: the worker never answered; {}: it serves no product
+        wrong = {p: (shown.get(p), expected.get(p)) for p in expected.keys() | shown.keys()
+                 if shown.get(p) != expected.get(p)}
         raise AssertionError(f"stock differs from the recomputation (product: (served, expected)): {wrong}") from None
     return Delivered(len(rows), len(letters), replays_skipped(pipeline.started_workers))  # type: ignore[attr-defined]
 
