@@ -104,9 +104,8 @@ class CpuMeter:
         self.started = {**dict.fromkeys(fresh, 0.0), **{name: cpu_seconds(pid) for name, pid in shared.items()}}
         self.used: dict[str, float] = {}
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> None:
         self.used = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
-        return self.used
 
     def per_thousand(self, events: int) -> dict[str, float]:
         return {name: round(seconds * 1000 / events, 3) for name, seconds in self.used.items()}
