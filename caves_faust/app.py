@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import EventT, Message
+from faust.types import TP, EventT, Message
 from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
@@ -35,6 +35,29 @@ class _Consumer(aiokafka_driver.Consumer):
             log.warning("topics not in the broker's metadata after %ss, subscribing anyway: %s",
                         TOPICS_VISIBLE_SECONDS, ", ".join(sorted(missing)))
         await super().subscribe(topics)
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every stream partition the group never committed (or committed at 0) to its first offset.
+
+        After each rebalance Faust seeks back to the committed offsets, so that records it fetched but dropped
+        when the rebalance began are read again. aiokafka only seeks when the committed offset is above 0: a
+        partition without a commit kept its fetch position, past the dropped records, and nothing read them.
+        Stock movements went missing that way when a second worker joined before the first commit (2.8 s
+        after start). The first offset is what `auto_offset_reset="earliest"` means; what was processed
+        already is replayed and recognised (the sink's high-water marks, the stock's applied offsets).
+        """
+        committed = await super().seek_to_committed()
+        # Changelog partitions are positioned by table recovery, never from the group's offsets.
+        never_committed = [tp for tp, offset in committed.items()
+                           if not offset and not self.consumer._is_changelog_tp(tp)]
+        if never_committed:
+            await self.seek_to_beginning(*never_committed)
+        return committed
 
 
 class _Transport(aiokafka_driver.Transport):
