@@ -82,6 +82,16 @@ def distinct(events: Sequence[EventT]) -> list[EventT]:
     return first
 
 
+@dataclass(frozen=True)
+class SortedBatch:
+    """A batch read from the sales topic, sorted into valid events and dead letters, ready to be stored."""
+
+    events: Sequence[EventT]
+    accepted: list[Accepted]
+    letters: list[DeadLetter]
+    validate_seconds: float
+
+
 class SinkStopped(Exception):
     """The worker is shutting down while a write is still failing: leave the batch unacknowledged."""
 
@@ -139,27 +149,34 @@ class SnowflakeSink:
             self._high_waters.pop(partition, None)
         self.dead_letters.forget(partitions)
 
-    async def flush(self, events: Sequence[EventT]) -> list[Accepted]:
-        """Store a batch durably; returns only when done (retrying through outages), with the batch's valid
-        events (replays the warehouse already holds included)."""
+    def sort(self, events: Sequence[EventT]) -> SortedBatch:
+        """Sort a batch into valid events and dead letters (CPU only: the intake runs it while the previous batch
+        is being written)."""
         started = time.perf_counter()
-        metrics.current_batch_size.set(len(events))
         accepted, letters = classify(distinct(events))
         self.stats.count(accepted, letters)
+        return SortedBatch(events, accepted, letters, time.perf_counter() - started)
+
+    async def store(self, batch: SortedBatch) -> list[Accepted]:
+        """Store a sorted batch durably; returns only when done (retrying through outages), with the batch's
+        valid events (replays the warehouse already holds included)."""
+        started = time.perf_counter()
+        events = batch.events
+        metrics.current_batch_size.set(len(events))
         dead_lettered = await self._until_done(
-            "Kafka DLQ", lambda: self.dead_letters.send(letters)) if letters else 0
-        rows, skipped, rejected, insert_seconds = await self._store(accepted, events)
-        total = time.perf_counter() - started
+            "Kafka DLQ", lambda: self.dead_letters.send(batch.letters)) if batch.letters else 0
+        rows, skipped, rejected, insert_seconds = await self._store(batch.accepted, events)
+        store_seconds = time.perf_counter() - started
         metrics.batch_size.observe(len(events))
-        metrics.batch_duration.observe(total)
+        metrics.batch_duration.observe(batch.validate_seconds + store_seconds)
         metrics.current_batch_size.set(0)
         log.info(
             "sink batch: events=%d rows=%d dlq=%d rejected=%d skipped_replays=%d partitions=%d "
-            "insert_ms=%.1f total_ms=%.1f",
+            "validate_ms=%.1f insert_ms=%.1f store_ms=%.1f",
             len(events), rows, dead_lettered, rejected, skipped, len({e.message.partition for e in events}),
-            insert_seconds * 1000, total * 1000,
+            batch.validate_seconds * 1000, insert_seconds * 1000, store_seconds * 1000,
         )
-        return accepted
+        return batch.accepted
 
     async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         backoff = Backoff(what, self.retry_max_seconds, self.stopping)
