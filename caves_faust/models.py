@@ -13,12 +13,14 @@ ADJUSTMENT_TYPES = ("REPLENISHMENT", "CORRECTION", "SPOILAGE")
 CATEGORIES = ("Rouge", "Blanc", "Rosé", "Effervescent", "Spiritueux")
 
 
-class SalesEvent(faust.Record, abstract=True, validation=True, serializer="json"):
+# Built only by `validation.py`, which checks every field's JSON type and range first (with error types the DLQ
+# reports): Faust's own validation (`validation=True`) would check the same fields again, ~6 us per event.
+class SalesEvent(faust.Record, abstract=True, serializer="json"):
     event_type: str
     product_id: int
 
 
-class OrderCreated(SalesEvent, validation=True, serializer="json"):
+class OrderCreated(SalesEvent, serializer="json"):
     order_line_id: str
     customer_id: int
     quantity: int
@@ -32,7 +34,7 @@ class OrderCreated(SalesEvent, validation=True, serializer="json"):
     event_timestamp: Optional[str] = None
 
 
-class InventoryAdjusted(SalesEvent, validation=True, serializer="json"):
+class InventoryAdjusted(SalesEvent, serializer="json"):
     event_id: str
     quantity_change: int
     adjustment_type: str

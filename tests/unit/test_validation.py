@@ -132,8 +132,8 @@ def test_lone_surrogates_are_invalid_but_paired_ones_are_text():
                                                               "event_timestamp")]
                          + [(ADJUSTMENT, f) for f in ("warehouse", "batch_number", "event_timestamp")])
 def test_a_blank_optional_text_is_valid_and_kept_as_received(base, field):
-    # faust records refuse blank strings: before, validate() raised their ValidationError and the sink stopped the
-    # worker, at every restart, on the same event.
+    # A blank optional text once reached Faust's record validation, which refused it: validate() raised a
+    # ValidationError and the sink stopped the worker, at every restart, on the same event.
     payload = raw({**base, field: ""})
     valid = validate(payload)
     assert getattr(valid.event, field) is None and json.loads(valid.text)[field] == ""
