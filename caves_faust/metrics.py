@@ -8,6 +8,10 @@ worker: Prometheus tells workers apart by its `instance` label.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter as Tally
+from typing import Sequence
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from caves_faust.models import EVENT_TYPES
@@ -35,7 +39,18 @@ insert_duration = Histogram(
 )
 current_batch_size = Gauge("current_batch_size", "Events in the batch being written")
 last_commit_timestamp = Gauge("last_commit_timestamp", "Unix time of the last batch committed to Snowflake")
-event_size = Histogram(
+class BatchHistogram(Histogram):
+    """A label-less histogram that also records a batch of observations in one call. prometheus_client has no
+    bulk observe, and per event its two locked increments were ~4% of the worker's GIL time."""
+
+    def observe_many(self, amounts: Sequence[float]) -> None:
+        """The same as `observe(a)` for each amount (a bucket holds what is <= its bound and > the one before)."""
+        for bucket, count in Tally(bisect_left(self._upper_bounds, a) for a in amounts).items():
+            self._buckets[bucket].inc(count)
+        self._sum.inc(sum(amounts))
+
+
+event_size = BatchHistogram(
     "kafka_event_size_bytes", "Size of the events read", buckets=(64, 128, 256, 512, 1024, 4096, 16384, 65536, 1048576),
 )
 snowflake_retries = Counter("snowflake_retries", "Snowflake batch writes retried after an error", ["reason"])

@@ -39,22 +39,26 @@ class Accepted(Received):
     valid: ValidEvent
 
     def row(self) -> str:
-        """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object)."""
+        """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object).
+
+        The metadata is formatted around the one part that needs JSON escaping, the key (json.dumps of the whole
+        was ~3% of the worker's GIL time): topic names need none, Kafka allows only [a-zA-Z0-9._-] in them."""
         message = self.event.message
         key, key_encoding = encode_bytes(message.key)
-        metadata = {
-            "topic": message.topic, "partition": message.partition, "offset": message.offset,
-            "timestamp": message.timestamp, "key": key, "key_encoding": key_encoding,
-        }
-        return '{"m":' + json.dumps(metadata, ensure_ascii=False) + ',"c":' + self.valid.text + "}"
+        return (f'{{"m":{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
+                f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"}},'
+                f'"c":{self.valid.text}}}')
+
+
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def classify(events: Sequence[EventT]) -> tuple[list[Accepted], list[DeadLetter]]:
     accepted: list[Accepted] = []
     letters: list[DeadLetter] = []
+    metrics.event_size.observe_many([len(e.message.value or b"") for e in events])
     for event in events:
         raw = event.message.value
-        metrics.event_size.observe(len(raw) if raw else 0)
         try:
             valid = validate(raw)
         except InvalidEvent as error:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caves_faust.app import app
-from caves_faust.dlq import DeadLetter
+from caves_faust.dlq import DeadLetter, encode_bytes
 from caves_faust.sink import classify
 from caves_faust.validation import InvalidEvent, validate
 
@@ -37,10 +37,10 @@ payloads = (
 )
 
 
-def event_for(payload: bytes, offset: int) -> Event:
+def event_for(payload: bytes, offset: int, key: bytes | None = None, timestamp: float = 1_800_000_000.0) -> Event:
     message = Message(
-        topic="sales_events", partition=offset % 3, offset=offset, timestamp=1_800_000_000.0, timestamp_type=0,
-        headers=[], key=None, value=payload, checksum=None,
+        topic="sales_events", partition=offset % 3, offset=offset, timestamp=timestamp, timestamp_type=0,
+        headers=[], key=key, value=payload, checksum=None,
     )
     return Event(app, None, payload, [], message)
 
@@ -69,3 +69,18 @@ def test_every_input_of_a_batch_is_either_accepted_or_dead_lettered(batch):
     assert accepted_offsets | lettered_offsets == set(range(len(batch)))
     for a in accepted:
         assert json.loads(a.row())["c"] == json.loads(batch[a.offset])
+
+
+@settings(max_examples=200)
+@given(key=st.none() | st.binary(max_size=30) | st.text(max_size=20).map(str.encode),
+       timestamp=st.floats(0, 4_102_444_800, allow_nan=False), offset=st.integers(0, 2**62))
+def test_a_row_is_json_holding_the_kafka_coordinates_and_key_of_its_event(key, timestamp, offset):
+    payload = b'{"event_type": "INVENTORY_ADJUSTED", "event_id": "e", "product_id": 7, "quantity_change": -2, ' \
+              b'"adjustment_type": "SPOILAGE"}'
+    [accepted], _ = classify([event_for(payload, offset, key, timestamp)])
+    text, encoding = encode_bytes(key)
+    assert json.loads(accepted.row()) == {
+        "m": {"topic": "sales_events", "partition": offset % 3, "offset": offset, "timestamp": timestamp,
+              "key": text, "key_encoding": encoding},
+        "c": json.loads(payload),
+    }
