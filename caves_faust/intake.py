@@ -40,7 +40,7 @@ async def sales_intake(stream: StreamT) -> None:
             if storing is not None and not await storing:
                 abandon(e.message for e in events)
                 return
-            storing = asyncio.ensure_future(_store(stream, batch))
+            storing = asyncio.create_task(_store(stream, batch))
     finally:
         # Stopping (or crashed): a batch being stored stays unacknowledged, hence replayed, and the sink's
         # high-water marks make that replay write each event once.

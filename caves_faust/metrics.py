@@ -8,8 +8,8 @@ worker: Prometheus tells workers apart by its `instance` label.
 
 from __future__ import annotations
 
+import collections
 from bisect import bisect_left
-from collections import Counter as Tally
 from typing import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -26,7 +26,7 @@ class BatchHistogram(Histogram):
 
     def observe_many(self, amounts: Sequence[float]) -> None:
         """The same as `observe(a)` for each amount (a bucket holds what is <= its bound and > the one before)."""
-        for bucket, count in Tally(bisect_left(self._upper_bounds, a) for a in amounts).items():
+        for bucket, count in collections.Counter(bisect_left(self._upper_bounds, a) for a in amounts).items():
             self._buckets[bucket].inc(count)
         self._sum.inc(sum(amounts))
 
@@ -44,7 +44,7 @@ duplicates_skipped = Counter(
 dlq_messages = Counter("dlq_messages", "Invalid events sent to the DLQ topic", ["error_type"])
 batch_size = Histogram("batch_size_events", "Events per flushed batch", buckets=BATCH_SIZE_BUCKETS)
 batch_duration = Histogram(
-    "batch_processing_duration_seconds", "Time to process a batch: DLQ, Snowflake, acks", buckets=DURATION_BUCKETS,
+    "batch_processing_duration_seconds", "Time to process a batch: validation, DLQ, Snowflake", buckets=DURATION_BUCKETS,
 )
 insert_duration = Histogram(
     "snowflake_insert_duration_seconds", "Time of the Snowflake transaction of a batch", buckets=DURATION_BUCKETS,
