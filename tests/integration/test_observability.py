@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from caves_faust.devstack.harness import Pipeline, Worker, wait_until
 from caves_faust.devstack.process import free_port
+from tests.tools import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -357,7 +358,7 @@ def test_every_metric_is_served_and_every_dashboard_and_alert_query_runs(
     assert value(samples, "faust_messages_received_total") >= len(sizes)
 
     if prometheus is None:
-        pytest.skip(f"/metrics checked; {NO_PROMETHEUS}")
+        unavailable(f"/metrics checked; {NO_PROMETHEUS}")
     data_final = time.time()
     wait_until(lambda: prometheus.values(
         f"sum(snowflake_events_inserted_total) == {len(sent_valid)} and on() sum(kafka_consumer_lag) == 0 "
@@ -406,7 +407,7 @@ def check_outage(pipeline: Pipeline, worker: Worker, prometheus: Prometheus | No
     assert pipeline.lag() == len(coordinates)  # what the broker says of the group
 
     if prometheus is None:
-        pytest.skip(f"/metrics checked; {NO_PROMETHEUS}")
+        unavailable(f"/metrics checked; {NO_PROMETHEUS}")
     data_final = time.time()
     wait_until(lambda: prometheus.values(
         f'sum(kafka_consumer_lag) == {len(coordinates)} '

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from faust.cli.faust import cli
 
+from tests.tools import require_command
 import caves_faust  # noqa: F401  (registers the app's commands, `generate` among them, on the faust CLI)
 from caves_faust.devstack import snowflake
 from caves_faust.settings import env_names, load_settings
@@ -40,8 +40,8 @@ def compose_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    if shutil.which("docker") is None:
-        pytest.skip("the docker client is not installed")
+    require_command("docker", "the docker client with its compose plugin; .ci/run builds the plugin",
+                    probe=["compose", "version"])
     result = compose_config(
         tmp_path_factory.mktemp("compose"), GRAFANA_ADMIN_PASSWORD="test", COMPOSE_PROFILES="embedded-snowflake"
     )

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.tools import require_command
+
 REPO = Path(__file__).resolve().parents[2]
-PROMTOOL = shutil.which("promtool")
+PROMTOOL_HINT = "Debian: apt-get install prometheus; .ci/run installs it"
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="no `promtool` on PATH (Debian: apt-get install prometheus)")
 @pytest.mark.parametrize("check, path", [("config", "prometheus/prometheus.yml"), ("rules", "prometheus/rules.yml")])
 def test_promtool_accepts(check: str, path: str):
-    result = subprocess.run([PROMTOOL, "check", check, str(REPO / path)], capture_output=True, text=True)
+    promtool = require_command("promtool", PROMTOOL_HINT)
+    result = subprocess.run([promtool, "check", check, str(REPO / path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
