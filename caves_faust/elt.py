@@ -137,15 +137,15 @@ async def build(settings: Settings) -> BuildResult:
             process.kill()
             await process.wait()
             raise
-        nodes = _nodes(Path(work, "target", "run_results.json"))
+        nodes = run_results(Path(work, "target", "run_results.json"))
     tail = "\n".join(output.decode(errors="replace").splitlines()[-OUTPUT_TAIL_LINES:])
     return BuildResult(process.returncode or 0, time.monotonic() - started, nodes, tail)
 
 
-def _nodes(run_results: Path) -> tuple[NodeResult, ...]:
+def run_results(path: Path) -> tuple[NodeResult, ...]:
     """The nodes of dbt's run_results.json (absent when dbt stopped before building anything)."""
     try:
-        results = json.loads(run_results.read_text())["results"]
+        results = json.loads(path.read_text())["results"]
     except (OSError, ValueError, KeyError):
         return ()
     return tuple(_node(result) for result in results)
