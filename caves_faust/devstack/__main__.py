@@ -48,9 +48,12 @@ def demo(settings: Settings) -> None:
         subprocess.Popen([*faust, "generate", "--rate", "20", "--invalid-ratio", "0.02"]),
     ]
     web = f"http://localhost:{settings.web_port}"
+    builds = (f"STAGING and PROD built shortly after start, then every {settings.elt_interval_seconds:g} s"
+              if settings.elt_interval_seconds else "not built (ELT_INTERVAL_SECONDS=0)")
     print(
         f"\ncaves_faust demo running:\n  worker UI  {web}/\n  stock      {web}/stock/\n"
-        f"  tables     {web}/table/\n  metrics    {web}/metrics\nCtrl-C stops everything this started.\n",
+        f"  tables     {web}/table/\n  metrics    {web}/metrics\n"
+        f"  warehouse  {builds} (README: the warehouse layers)\nCtrl-C stops everything this started.\n",
         flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
