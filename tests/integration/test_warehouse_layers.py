@@ -17,7 +17,6 @@ import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
@@ -306,9 +305,10 @@ def test_a_data_quality_failure_fails_its_test_in_the_scheduled_build_and_the_wo
     worker = start(pipeline, 0, ELT_INTERVAL_SECONDS="2")
     sales.sent.produce(pipeline, [json.dumps(bad).encode()])
 
-    def failed_build() -> dict[str, float] | None:
+    def failed_build() -> dict[str, str] | None:
         status, text = worker.get("/metrics")
-        figures = dict(re.findall(r'^(elt_\w+(?:\{outcome="\w+"\})?) (\S+)$', text, re.MULTILINE)) if status == 200 else {}
+        lines = text if status == 200 else ""
+        figures = dict(re.findall(r'^(elt_\w+(?:\{outcome="\w+"\})?) (\S+)$', lines, re.MULTILINE))
         return figures if float(figures.get('elt_runs_total{outcome="failed"}', 0)) >= 1 else None
 
     figures = wait_until(failed_build, 180, "a failed scheduled build on /metrics")
