@@ -27,8 +27,8 @@ from caves_faust.warehouse import describe
 PROJECT_DIR = Path(__file__).with_name("dbt_project")
 PROFILE = "caves_faust"  # the profile dbt_project.yml names
 TARGET = "worker"
-# Models built in parallel on a real account. The embedded Snowflake is one DuckDB database, where concurrent
-# transactions writing the same schema conflict: one at a time there.
+# Models built in parallel on a real account; on the embedded Snowflake (one DuckDB process, on the developer's
+# machine) one at a time.
 REAL_ACCOUNT_THREADS = 4
 PASSWORD_VARIABLE = "DBT_ENV_SECRET_SNOWFLAKE_PASSWORD"
 PASSPHRASE_VARIABLE = "DBT_ENV_SECRET_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"

@@ -42,8 +42,8 @@ class Schedule:
         log.info("elt: building the warehouse layers (dbt build)")
         try:
             result = await build(settings)
-        except OSError as exc:  # dbt could not even start
-            log.error("elt: dbt did not start: %s", exc)
+        except Exception:  # dbt did not even start, or its results were unreadable: a failed build, not the worker's
+            log.exception("elt: the warehouse build could not run")
             metrics.elt_runs.labels(outcome="error").inc()
             return
         record(result)

@@ -300,10 +300,11 @@ def kept_open(session: Any) -> Iterator[None]:
 
 
 def test_a_data_quality_failure_fails_its_test_in_the_scheduled_build_and_the_worker_carries_on(pipeline, sales):
-    pipeline.started_workers[-1].stop()  # type: ignore[attr-defined]
     bad = {**json.loads(corpus(9000, 1)[0]), "category": "Bière"}  # valid for the worker, not for the catalogue
-    worker = start(pipeline, 0, ELT_INTERVAL_SECONDS="2")
     sales.sent.produce(pipeline, [json.dumps(bad).encode()])
+    wait_until(lambda: pipeline.row_count() == len(sales.events(pipeline)), 60, "the planted event stored")
+    pipeline.started_workers[-1].stop()  # type: ignore[attr-defined]
+    worker = start(pipeline, 0, ELT_INTERVAL_SECONDS="2")  # its first build comes 2 s after it starts
 
     def failed_build() -> dict[str, str] | None:
         status, text = worker.get("/metrics")
