@@ -10,12 +10,11 @@ import statistics
 import threading
 import time
 
+from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, row_count, rss_mb
+from caves_faust.devstack.harness import wait_until
 from caves_faust.generator import EventGenerator
 from caves_faust.settings import load_settings
 from caves_faust.warehouse import Batch, Warehouse, rows_json
-
-from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, rss_mb, row_count
-from caves_faust.devstack.harness import wait_until
 
 PIPELINE_EVENTS = 100_000
 SINK_BATCH_SIZES = (100, 1000, 5000, 20000)
@@ -86,7 +85,7 @@ def bench_sink(bench: BenchStack) -> None:
     for size in SINK_BATCH_SIZES:
         batches = max(1, SINK_ROWS // size)
         started = time.perf_counter()
-        for b in range(batches):
+        for _ in range(batches):
             rows = [f'{{"m":{{"topic":"bench","partition":0,"offset":{offset + 1 + i}}},"c":{contents[i]}}}'
                     for i in range(size)]
             old = offset if offset >= 0 else None

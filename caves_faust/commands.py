@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from itertools import islice
+
 import click
 from faust.cli import AppCommand, option
 

@@ -37,5 +37,6 @@ def require_command(name: str, install_hint: str, probe: Sequence[str] | None = 
             unavailable(f"`{name} {' '.join(probe)}` does not run ({exc}; {install_hint})")
         if result.returncode != 0:
             first = (result.stderr or result.stdout).strip().splitlines()[:1]
-            unavailable(f"`{name} {' '.join(probe)}` fails: {first[0] if first else result.returncode} ({install_hint})")
+            reason = first[0] if first else result.returncode
+            unavailable(f"`{name} {' '.join(probe)}` fails: {reason} ({install_hint})")
     return path  # type: ignore[return-value]
