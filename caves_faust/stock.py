@@ -53,6 +53,16 @@ window_table = (
 )
 
 
+def tables_ready() -> bool:
+    """Whether this worker's tables are complete: not being rebuilt from their changelogs (partial figures)."""
+    return app.tables.recovery.completed.is_set() and not app.in_recovery
+
+
+def local_stock() -> dict[str, int]:
+    """The running stock of the products whose partitions this worker holds."""
+    return {product_id: value.stock for product_id, value in stock_table.items()}
+
+
 def movement_of(valid: ValidEvent, event: EventT) -> Movement:
     """What a valid event does to its product's stock."""
     sales_event = valid.event
