@@ -35,12 +35,14 @@ TAIL_SCAN_CHUNK = 500
 
 def encode_bounded(raw: bytes | None, limit: int) -> tuple[str | None, str, bool]:
     """(text, encoding, truncated): `encode_bytes` of the longest prefix that takes at most `limit` bytes in JSON."""
-    kept = raw[:limit] if raw is not None else None
+    if raw is None:
+        return None, "none", False
+    kept = raw[:limit]
     while True:
         text, encoding = encode_bytes(kept)
         size = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
-        if kept is None or size <= limit:
-            return text, encoding, raw is not None and len(kept) < len(raw)
+        if size <= limit:
+            return text, encoding, len(kept) < len(raw)
         kept = kept[:len(kept) * limit // size]
 
 

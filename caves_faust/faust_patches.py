@@ -113,7 +113,7 @@ def abandon(app: AppT, messages: Iterable[Message]) -> None:
     (it waits for every message handed to an agent before a rebalance or shutdown goes on)."""
     dropped = list(messages)
     if dropped:
-        app.consumer.unacked.difference_update(dropped)  # type: ignore[attr-defined]
+        app.consumer.unacked.difference_update(dropped)
 
 
 class App(faust.App):

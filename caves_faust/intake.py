@@ -44,7 +44,8 @@ async def sales_intake(stream: StreamT) -> None:
     log.info("intake: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
     storing: asyncio.Task[bool] | None = None
     try:
-        async for events in stream.noack_take(settings.sink_max_batch, within=settings.sink_flush_seconds):
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+                settings.sink_max_batch, within=settings.sink_flush_seconds):
             try:
                 batch = classify(events)
             except Exception as exc:
@@ -87,12 +88,12 @@ async def _stop_worker(exc: Exception, events: Sequence[EventT]) -> None:
     await app.crash(exc)
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def _forget_revoked(app: AppT, revoked: Set[TP], **kwargs: object) -> None:
     sink.forget(tp.partition for tp in revoked if tp.topic == settings.sales_topic)
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def _forget_assigned(app: AppT, assigned: Set[TP], **kwargs: object) -> None:
     sink.forget(tp.partition for tp in assigned if tp.topic == settings.sales_topic)
 

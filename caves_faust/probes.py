@@ -104,7 +104,7 @@ async def measure_consumer_lag() -> None:
     export_exactly(metrics.consumer_lag, {(tp.topic, str(tp.partition)): lag for tp, lag in lags.items()})
 
 
-@app.on_before_shutdown.connect
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def _close_lag_probe(app: AppT, **kwargs: object) -> None:
     await lag_probe.close()
 

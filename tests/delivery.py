@@ -160,8 +160,8 @@ def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout:
         assert not refused or refused_by_snowflake, f"valid events dead-lettered: {sorted(refused)[:20]}"
         expected_types = {c: case.error_type for c, case in sent.cases.items()}
         expected_types.update(dict.fromkeys(refused, "snowflake_rejected"))
-        misjudged = [(letter["error_type"], expected, letter) for letter in letters
-                     if letter["error_type"] != (expected := expected_types[(letter["partition"], letter["offset"])])]
+        misjudged = [(letter["error_type"], wanted, letter) for letter in letters
+                     if letter["error_type"] != (wanted := expected_types[(letter["partition"], letter["offset"])])]
         assert not misjudged, f"dead letters of an unexpected error type (got, expected, letter): {misjudged[:5]}"
     # The stock moves by exactly the events stored.
     expected = expected_stock(event for c, event in valid.items() if c not in refused)

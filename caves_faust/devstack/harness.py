@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, TypeVar
 import snowflake.connector
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from snowflake.connector import SnowflakeConnection
 
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.devstack.process import free_port
@@ -35,7 +36,7 @@ ASSIGNED_MARKER = "Setting newly assigned partitions"  # what Faust logs when it
 DETACHED_TRANSACTION_SECONDS = 10
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
     """Poll `check` until it returns something truthy; fail naming `what` (and the last value) on timeout."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -76,7 +77,7 @@ class Stack:
         asyncio.run(create_topics(self.bootstrap, names, partitions))
 
     def snowflake_connection(self, database: str, other: EmbeddedSnowflake | None = None,
-                             ) -> snowflake.connector.SnowflakeConnection:
+                             ) -> SnowflakeConnection:
         """A connection to the stack's embedded Snowflake, or to `other`."""
         return snowflake.connector.connect(
             account="embedded", user="test", password="test", host="127.0.0.1", port=(other or self.snowflake).port,
@@ -148,7 +149,7 @@ class Pipeline:
                 keys: Iterable[bytes | None] | None = None) -> list[tuple[int, int]]:
         """Send values to the sales topic; returns their (partition, offset) once the broker has them all."""
         payloads = [_as_bytes(v) for v in values]
-        key_list = list(keys) if keys is not None else [None] * len(payloads)
+        key_list: list[bytes | None] = list(keys) if keys is not None else [None] * len(payloads)
         return asyncio.run(_produce(self.stack.bootstrap, self.sales_topic, payloads, key_list))
 
     def read_topic(self, topic: str) -> list[Any]:
@@ -205,6 +206,11 @@ class Worker:
         if wait_assigned:
             self.wait_assigned()
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

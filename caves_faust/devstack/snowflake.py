@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import gzip
+import importlib
 import itertools
 import json
 import logging
@@ -269,16 +270,16 @@ def _lock_conflicts_as_snowflake_errors() -> None:
 
 
 def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: float) -> None:
-    import fakesnow.server
     import uvicorn
     from fakesnow.instance import FakeSnow
     from starlette.applications import Starlette
     from starlette.routing import Route
 
+    fakesnow_server: Any = importlib.import_module("fakesnow.server")  # the package also exports a function `server`
     # Every session shares one DuckDB instance whose databases are files under data_dir.
-    fakesnow.server.shared_fs = FakeSnow(db_path=data_dir)
+    fakesnow_server.shared_fs = FakeSnow(db_path=data_dir)
     _lock_conflicts_as_snowflake_errors()
-    transactions = Transactions(fakesnow.server.sessions, detached_transaction_seconds)
+    transactions = Transactions(fakesnow_server.sessions, detached_transaction_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -291,7 +292,7 @@ def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: fl
     routes = [
         Route(route.path, wrappers[route.path](route.endpoint), methods=route.methods)
         if route.path in wrappers else route
-        for route in fakesnow.server.app.routes
+        for route in fakesnow_server.app.routes
     ]
     uvicorn.run(Starlette(debug=True, routes=routes, lifespan=lifespan), host=host, port=port, log_level="warning")
 

@@ -207,8 +207,9 @@ def scrape(worker: Worker) -> Samples:
     }
 
 
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """The sample's value; NaN when there is none, so that every comparison with it fails."""
+    return samples.get((name, frozenset(labels.items())), math.nan)
 
 
 def series(samples: Samples, name: str, label: str) -> dict[str, float]:
@@ -400,7 +401,7 @@ def check_outage(pipeline: Pipeline, worker: Worker, prometheus: Prometheus | No
     def outage_seen() -> Samples | None:
         samples = scrape(worker)
         lags = {p: lag for p, lag in series(samples, "kafka_consumer_lag", "partition").items() if lag}
-        seen = lags == waiting and (value(samples, "snowflake_failures_total", reason="outage") or 0) >= 1
+        seen = lags == waiting and value(samples, "snowflake_failures_total", reason="outage") >= 1
         return samples if seen else None
 
     # Nothing is committed while the batch cannot be stored: every message produced counts as lag.

@@ -46,7 +46,7 @@ async def test_clearing_an_agents_buffer_abandons_its_events_and_those_waiting_t
     app = app_with_unacked(buffered.message, waiting.message, elsewhere.message)
     flow = FlowControl()
     flow.resume()
-    queue = AbandoningQueue(app, maxsize=1, flow_control=flow)  # type: ignore[arg-type]
+    queue = AbandoningQueue(app, maxsize=1, flow_control=flow)
     await queue.put(buffered)
     putting = asyncio.create_task(queue.put(waiting))  # the buffer is full: it waits to get in
     await asyncio.sleep(0)
@@ -60,7 +60,7 @@ async def test_clearing_an_agents_buffer_abandons_its_events_and_those_waiting_t
 def test_abandon_forgets_only_the_messages_named():
     kept, dropped = event(1).message, event(2).message
     app = app_with_unacked(kept, dropped)
-    abandon(app, iter([dropped]))  # type: ignore[arg-type]
+    abandon(app, iter([dropped]))
     assert app.consumer.unacked == {kept}
 
 
@@ -77,7 +77,7 @@ async def test_subscribing_waits_until_every_topic_is_in_the_brokers_metadata(mo
     monkeypatch.setattr(faust_patches, "wait_for_topics", wait_for_topics)
     monkeypatch.setattr(faust_patches.aiokafka_driver.Consumer, "subscribe", subscribe)
     consumer = object.__new__(Consumer)
-    consumer.app = App("patches-test", broker="kafka://a:9092;kafka://b:9093")  # type: ignore[misc]
+    consumer.app = App("patches-test", broker="kafka://a:9092;kafka://b:9093")
     await consumer.subscribe(["sales_events", "stock-movements"])
     topics = frozenset({"sales_events", "stock-movements"})
     assert calls == [("wait", "a:9092,b:9093", topics), ("subscribe", topics)]
