@@ -112,6 +112,7 @@ class SnowflakeSink:
     # partition -> highest offset stored in Snowflake (None: the partition has no row yet); absent: not read.
     _high_waters: dict[int, int | None] = field(default_factory=dict)
     _bootstrapped: bool = False
+    _answering: bool = False  # whether the last Snowflake call succeeded
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: re-read these partitions' high-water marks and DLQ tails before writing them again."""
@@ -143,11 +144,12 @@ class SnowflakeSink:
         return outcome
 
     async def _marks_if_reachable(self, partitions: set[int]) -> None:
-        """Step 1: the marks of these partitions, when Snowflake answers: they bound the DLQ tail to read. When it
-        does not, the dead letters go out all the same (the tail is read to its bound) and step 3 reports and
-        retries the failure."""
-        with contextlib.suppress(*WAREHOUSE_ERRORS):
-            await self._read_marks(partitions)
+        """Step 1: the marks of these partitions, when Snowflake answered the last call: they bound the DLQ tail
+        to read. Otherwise the dead letters go out without waiting for it (the tail is read to its bound), and
+        step 3 reports and retries the failure."""
+        if self._answering:
+            with contextlib.suppress(*WAREHOUSE_ERRORS):
+                await self._read_marks(partitions)
 
     async def _deliver(self, letters: list[DeadLetter]) -> int:
         """Step 2 (and for the rows Snowflake refuses): the letters not in the DLQ yet, delivered."""
@@ -227,6 +229,7 @@ class SnowflakeSink:
 
     async def _failed(self, backoff: Backoff, failure: _Failed) -> None:
         """Count a failed attempt and wait before the next; a lock held by a dead worker is released at once."""
+        self._answering = False
         metrics.snowflake_up.set(0)
         metrics.snowflake_failures.labels(reason=failure.reason).inc()
         if failure.reason == "lock_conflict" and await self._abort_stale_transactions():
@@ -266,6 +269,7 @@ class SnowflakeSink:
             stored = await asyncio.to_thread(self.writer.high_waters, self.topic)
             for partition in partitions - self._high_waters.keys():
                 self._high_waters[partition] = stored.get(partition)
+        self._answering = True
 
     def _moves(self, events: Sequence[EventT]) -> dict[int, tuple[int | None, int]]:
         """partition -> (stored high-water, new high-water) for partitions this batch moves forward."""
