@@ -191,7 +191,8 @@ def build(pipeline: Pipeline) -> datetime:
 @pytest.fixture(scope="module")
 def pipeline(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     created = Pipeline(stack, "warehouse_layers", tmp_path_factory.mktemp("warehouse")).create_topics()
-    created.started_workers = []  # type: ignore[attr-defined]  (as conftest names it: tests/delivery.py reads it)
+    # As conftest names it: tests/delivery.py reads it.
+    created.started_workers = []  # type: ignore[attr-defined]
     yield created
     for worker in created.started_workers:  # type: ignore[attr-defined]
         worker.stop()
@@ -260,7 +261,7 @@ def test_rows_stored_between_builds_a_crash_and_a_late_commit_are_each_counted_o
         # The second corpus flows while the worker is killed and restarted: the sink skips what it replays.
         producer = BackgroundProducer(pipeline, corpus(400, 1500, name_suffix=" (nouvel étiquetage)"), sales.sent)
         wait_until(lambda: pipeline.row_count() > 700, 90, "rows of the second corpus")
-        pipeline.started_workers[-1].kill()  # type: ignore[attr-defined]
+        pipeline.started_workers[-1].kill()
         worker = start(pipeline, 0)
         assert_exactly_once(pipeline, producer.join(), worker)
 
@@ -303,7 +304,7 @@ def test_a_data_quality_failure_fails_its_test_in_the_scheduled_build_and_the_wo
     bad = {**json.loads(corpus(9000, 1)[0]), "category": "Bière"}  # valid for the worker, not for the catalogue
     sales.sent.produce(pipeline, [json.dumps(bad).encode()])
     wait_until(lambda: pipeline.row_count() == len(sales.events(pipeline)), 60, "the planted event stored")
-    pipeline.started_workers[-1].stop()  # type: ignore[attr-defined]
+    pipeline.started_workers[-1].stop()
     worker = start(pipeline, 0, ELT_INTERVAL_SECONDS="2")  # its first build comes 2 s after it starts
 
     def failed_build() -> dict[str, str] | None:

@@ -63,7 +63,8 @@ def test_an_encrypted_key_pair_opens_through_dbt(tmp_path: Path):
     assert creds.password is None and creds.private_key_path == str(key_file)
     # What dbt-snowflake hands the connector: the key, decrypted with the passphrase.
     der = creds.auth_args()["private_key"]
-    assert serialization.load_der_private_key(der, None).private_numbers() == key.private_numbers()
+    decrypted = serialization.load_der_private_key(der, None)
+    assert isinstance(decrypted, rsa.RSAPrivateKey) and decrypted.private_numbers() == key.private_numbers()
 
 
 RUN_RESULTS = {"results": [
