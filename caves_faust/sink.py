@@ -266,7 +266,11 @@ class SnowflakeSink:
             await asyncio.to_thread(self.writer.bootstrap)
             self._bootstrapped = True
         if not partitions <= self._high_waters.keys():
-            stored = await asyncio.to_thread(self.writer.high_waters, self.topic)
+            try:
+                stored = await asyncio.to_thread(self.writer.high_waters, self.topic)
+            except BaseException:
+                self._bootstrapped = False  # the tables may be missing or wrong: create what is missing next time
+                raise
             for partition in partitions - self._high_waters.keys():
                 self._high_waters[partition] = stored.get(partition)
         self._answering = True

@@ -24,6 +24,7 @@ import pytest
 
 from caves_faust.devstack.harness import Pipeline, Stack, Worker, wait_until
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once
+from tests.integration.events import Case, cases
 
 pytestmark = pytest.mark.integration
 
@@ -69,10 +70,9 @@ def adjustment(n: int) -> dict:
     return event
 
 
-def corpus(start: int, count: int, name_suffix: str = "") -> list[bytes]:
-    """Orders (7 in 10) and adjustments; products 3009 and 3010 are only ever adjusted."""
-    events = [order(n, name_suffix) if n % 10 < 7 else adjustment(n) for n in range(start, start + count)]
-    return [json.dumps(e, ensure_ascii=False).encode() for e in events]
+def corpus(start: int, count: int, name_suffix: str = "") -> list[Case]:
+    """Orders (7 in 10) and adjustments, every one valid; products 3009 and 3010 are only ever adjusted."""
+    return cases(order(n, name_suffix) if n % 10 < 7 else adjustment(n) for n in range(start, start + count))
 
 
 def _money(value: Decimal) -> Decimal:
@@ -302,7 +302,7 @@ def kept_open(session: Any) -> Iterator[None]:
 
 def test_a_data_quality_failure_fails_its_test_in_the_scheduled_build_and_the_worker_carries_on(pipeline, sales):
     bad = {**json.loads(corpus(9000, 1)[0]), "category": "Bière"}  # valid for the worker, not for the catalogue
-    sales.sent.produce(pipeline, [json.dumps(bad).encode()])
+    sales.sent.produce(pipeline, cases([bad]))  # valid for the worker: only the warehouse's tests know categories
     wait_until(lambda: pipeline.row_count() == len(sales.events(pipeline)), 60, "the planted event stored")
     pipeline.started_workers[-1].stop()
     worker = start(pipeline, 0, ELT_INTERVAL_SECONDS="2")  # its first build comes 2 s after it starts
