@@ -49,10 +49,12 @@ PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right
 
 @dataclass
 class Prometheus:
-    """A real Prometheus scraping one worker every SCRAPE_SECONDS and evaluating prometheus/rules.yml."""
+    """A real Prometheus scraping one worker every SCRAPE_SECONDS and evaluating prometheus/rules.yml, sending its
+    alerts to `alertmanager` (host:port) when given."""
 
     home: Path
     target: str
+    alertmanager: str | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     started_at: float = 0.0
@@ -65,10 +67,12 @@ class Prometheus:
         assert PROMETHEUS_BINARY is not None
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "prometheus.yml"
+        alerting = {"alertmanagers": [{"static_configs": [{"targets": [self.alertmanager]}]}]} if self.alertmanager else {}
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
             "rule_files": [str(RULES)],
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [self.target]}]}],
+            "alerting": alerting,
         }))
         self._log = (self.home / "prometheus.log").open("wb")
         self.started_at = time.time()

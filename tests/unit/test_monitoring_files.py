@@ -22,6 +22,13 @@ def test_promtool_accepts(check: str, path: str):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_amtool_accepts_the_alertmanager_config():
+    amtool = require_command("amtool", "Debian: apt-get install prometheus-alertmanager; .ci/run installs it")
+    result = subprocess.run([amtool, "check-config", str(REPO / "alertmanager/alertmanager.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_panel_queries_the_provisioned_datasource():
     provisioned = re.findall(r"^\s*uid:\s*(\S+)", (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text(),
                              re.MULTILINE)
