@@ -50,6 +50,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = _number(float, text)
+    if not value >= 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
 def _port(text: str) -> int:
     value = _number(int, text)
     if not 0 < value < 65536:
@@ -123,6 +130,8 @@ class Settings:
     snowflake_host: str = _setting("SNOWFLAKE_HOST", "localhost")
     snowflake_port: int = _setting("SNOWFLAKE_PORT", "8085", _port)
     snowflake_protocol: str = _setting("SNOWFLAKE_PROTOCOL", "http", _choice("http", "https"))
+    # How often the leader runs the audit (every offset stored exactly once, stock as in the warehouse); 0: never.
+    audit_interval_seconds: float = _setting("AUDIT_INTERVAL_SECONDS", "3600", _non_negative_float)
     # Local development stack (`make up`)
     devstack_dir: Path = _setting("DEVSTACK_DIR", ".devstack", lambda text: Path(text).resolve())
 
