@@ -1,0 +1,106 @@
+"""`faust -A caves_faust dlq stats|show` on a real DLQ topic, holding dead letters the test wrote itself (in the
+worker's letter format): the counts, the filters and the payloads as received."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from caves_faust.devstack.harness import Pipeline
+
+pytestmark = pytest.mark.integration
+
+COMMAND_SECONDS = 120
+DAY_ONE = datetime(2026, 11, 29, 10, 0, tzinfo=UTC).timestamp()
+DAY_TWO = datetime(2026, 11, 30, 15, 30, tzinfo=UTC).timestamp()
+LATIN_1 = "Château Lafite, 12 bouteilles à 350 €".encode("cp1252")
+BINARY = b"\x00\x01\x02\xff\xfe binary"
+
+
+def letter(partition: int, offset: int, timestamp: float, error_type: str, payload: bytes, topic: str) -> dict:
+    """A dead letter as the worker writes it (caves_faust.dlq.DeadLetter.to_json)."""
+    try:
+        text, encoding = payload.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
+    return {"error_type": error_type, "error_message": f"{error_type} at {partition}/{offset}", "payload": text,
+            "payload_encoding": encoding, "payload_bytes": len(payload), "payload_truncated": False,
+            "topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp,
+            "key": str(1000 + offset), "key_encoding": "utf-8", "key_truncated": False}
+
+
+def corpus(topic: str) -> list[dict]:
+    letters = []
+    for offset in range(12):
+        for partition in (0, 1):
+            kind = ("not_json", "wrong_type", "missing_field")[offset % 3]
+            payload = {"not_json": b"{truncated", "wrong_type": b'{"quantity": "six"}',
+                       "missing_field": b'{"event_type": "ORDER_CREATED"}'}[kind]
+            letters.append(letter(partition, offset, DAY_ONE if offset < 8 else DAY_TWO, kind, payload, topic))
+    letters.append(letter(2, 1, DAY_TWO, "not_utf8", LATIN_1, topic))
+    letters.append(letter(2, 2, DAY_TWO, "not_utf8", BINARY, topic))
+    return letters
+
+
+def write_letters(pipeline: Pipeline, letters: list[dict]) -> None:
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=pipeline.stack.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for item in letters:
+                await producer.send_and_wait(pipeline.dlq_topic, json.dumps(item, ensure_ascii=False).encode(),
+                                             partition=item["partition"] % pipeline.partitions)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def dlq(pipeline: Pipeline, *args: str) -> str:
+    env = pipeline.worker().env  # the settings a worker of this pipeline has; none is started
+    result = subprocess.run([sys.executable, "-m", "caves_faust", "dlq", *args], env=env, check=False,
+                            capture_output=True, text=True, timeout=COMMAND_SECONDS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def shown(output: str) -> list[tuple[int, int]]:
+    """(source partition, offset) of every letter `show` printed."""
+    return [(int(p), int(o)) for p, o in re.findall(r"^\S+ \d+/\d+  from \S+ (\d+)/(\d+)  at ", output, re.MULTILINE)]
+
+
+def section(output: str, title: str) -> dict[str, int]:
+    body = output.split(f"{title}:\n", 1)[1].split("\nby ", 1)[0]
+    return {name: int(count.replace(",", "")) for name, count in re.findall(r"^  (\S+)\s+([\d,]+)$", body, re.MULTILINE)}
+
+
+def test_stats_and_show_with_filters_and_payloads_as_received(pipeline: Pipeline):
+    letters = corpus(pipeline.sales_topic)
+    write_letters(pipeline, letters)
+
+    stats = dlq(pipeline, "stats")
+    assert f"dlq stats: {len(letters)} dead letters" in stats
+    assert section(stats, "by error type") == Counter(item["error_type"] for item in letters)
+    assert section(stats, "by source partition") == {"0": 12, "1": 12, "2": 2}
+    assert section(stats, "by day (UTC, source event time)") == {"2026-11-29": 16, "2026-11-30": 10}
+
+    # Every filter at once (each alone: tests/unit/test_dlq_filters.py).
+    chosen = dlq(pipeline, "show", "--partition", "1", "--partition", "2", "--from-offset", "1", "--to-offset", "9",
+                 "--since", "2026-11-30", "--until", "2026-11-30T15:30:01+00:00")
+    assert sorted(shown(chosen)) == [(1, 8), (1, 9), (2, 1), (2, 2)], chosen
+    assert f"  payload (cp1252 text, from base64, {len(LATIN_1)} bytes):\n  Château Lafite, 12 bouteilles à 350 €\n" in chosen
+    assert f"  payload (binary, base64, {len(BINARY)} bytes):\n  {base64.b64encode(BINARY).decode()}\n" in chosen
+    assert "  payload (utf-8, 10 bytes):\n  {truncated\n" in chosen
+    assert "  not_json: not_json at 1/9\n  key: 1009\n" in chosen
+
+    first = dlq(pipeline, "show", "--error-type", "wrong_type", "--limit", "3")
+    assert shown(first) == [(0, 1), (0, 4), (0, 7)], first  # DLQ order: a source partition's letters in offset order
