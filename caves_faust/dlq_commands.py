@@ -63,7 +63,8 @@ class LetterFilter:
 
     def describe(self) -> str:
         parts = [f"{name} {value}" for name, value in (
-            ("error type", ",".join(sorted(self.error_types))), ("partition", ",".join(map(str, sorted(self.partitions)))),
+            ("error type", ",".join(sorted(self.error_types))),
+            ("partition", ",".join(map(str, sorted(self.partitions)))),
             ("from offset", self.from_offset), ("to offset", self.to_offset),
             ("since", self.since and self.since.isoformat()), ("until", self.until and self.until.isoformat()),
         ) if value not in (None, "")]

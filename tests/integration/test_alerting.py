@@ -144,7 +144,7 @@ def test_a_snowflake_outage_is_delivered_to_the_webhook_by_severity_then_resolve
         finally:
             stack.snowflake.start()
 
-        wait_until(lambda: pipeline.row_count() == len(valid) + len(more), 60, "the second wave's rows after the outage")
+        wait_until(lambda: pipeline.row_count() == len(valid) + len(more), 60, "the second wave's rows, after")
         resolved = wait_until(lambda: webhook.received("critical", "resolved", "SnowflakeDown"), RESOLVED_SECONDS,
                               "SnowflakeDown resolved on the critical webhook")
         assert resolved[0]["instance"] == instance

@@ -26,8 +26,8 @@ DELETED_FROM_LOG = 2
 
 
 def run_audit(worker: Worker) -> tuple[int, str]:
-    result = subprocess.run([sys.executable, "-m", "caves_faust", "audit"], env=worker.env, check=False, capture_output=True,
-                            text=True, timeout=AUDIT_SECONDS)
+    result = subprocess.run([sys.executable, "-m", "caves_faust", "audit"], env=worker.env, check=False,
+                            capture_output=True, text=True, timeout=AUDIT_SECONDS)
     return result.returncode, result.stdout + result.stderr
 
 

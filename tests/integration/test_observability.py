@@ -67,12 +67,12 @@ class Prometheus:
         assert PROMETHEUS_BINARY is not None
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "prometheus.yml"
-        alerting = {"alertmanagers": [{"static_configs": [{"targets": [self.alertmanager]}]}]} if self.alertmanager else {}
+        managers = [{"static_configs": [{"targets": [self.alertmanager]}]}] if self.alertmanager else []
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
             "rule_files": [str(RULES)],
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [self.target]}]}],
-            "alerting": alerting,
+            "alerting": {"alertmanagers": managers},
         }))
         self._log = (self.home / "prometheus.log").open("wb")
         self.started_at = time.time()
