@@ -2,7 +2,8 @@
 served equals the warehouse's. The leader also runs it every AUDIT_INTERVAL_SECONDS, into metrics.
 
 Invariant checked: for every partition of the sales topic, each offset below the worker group's committed offset is
-stored exactly once, as a row of RAW_EVENTS_STREAM or as a dead letter. It holds at any moment, under traffic: the
+stored exactly once, as a row of RAW_EVENTS_STREAM or as a dead letter (or, for a replayed dead letter sent more
+than once, as the row of one of its copies: `replays`). It holds at any moment, under traffic: the
 worker commits an offset only once its event is stored, and the audit reads the committed offsets before what is
 stored. An offset with neither that the log no longer holds (retention, compaction, a transaction marker) is
 reported as such: nothing shows an event was ever there. Reads only, with group-less consumers (`topic_log`): the
@@ -27,6 +28,7 @@ from caves_faust.app import app, settings
 from caves_faust.commands import ExitCodeCommand
 from caves_faust.dlq_log import read_letters
 from caves_faust.kafka_admin import committed_offsets, partition_count
+from caves_faust.replays import Origin, origin_of, stored_copies
 from caves_faust.settings import Settings
 from caves_faust.topic_log import group_less_consumer, log_bounds, records
 from caves_faust.warehouse import RAW_EVENTS_TABLE, WAREHOUSE_ERRORS, Warehouse
@@ -70,6 +72,7 @@ class PartitionAudit:
     letters: int = 0
     missing: list[int] = field(default_factory=list)
     doubled: dict[int, tuple[int, int]] = field(default_factory=dict)
+    replays: int = 0  # copies of a replayed dead letter whose row is another copy's (`replays`)
     not_in_log: int = 0
 
     @property
@@ -110,10 +113,10 @@ class AuditReport:
         return self.stock.clean and all(p.clean for p in self.partitions)
 
     def lines(self) -> list[str]:
-        header = ("partition", "committed", "rows", "letters", "missing", "doubled", "not in log")
+        header = ("partition", "committed", "rows", "letters", "replays", "missing", "doubled", "not in log")
         table = [header] + [
             (str(p.partition), "-" if p.committed is None else str(p.committed), str(p.rows), str(p.letters),
-             str(len(p.missing)), str(len(p.doubled)), str(p.not_in_log))
+             str(p.replays), str(len(p.missing)), str(len(p.doubled)), str(p.not_in_log))
             for p in self.partitions
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -187,22 +190,24 @@ async def audit_partitions(settings: Settings, warehouse: AuditWarehouse) -> lis
                 unaccounted += missing
                 audit.doubled.update(doubled)
             held = await _held(consumer, TopicPartition(topic, partition), unaccounted)
-            audit.missing = [offset for offset in unaccounted if offset in held]
-            audit.not_in_log = len(unaccounted) - len(audit.missing)
+            stored = await asyncio.to_thread(stored_copies, warehouse, {o for o in held.values() if o})
+            audit.missing = [offset for offset, origin in held.items() if origin not in stored]
+            audit.replays = len(held) - len(audit.missing)
+            audit.not_in_log = len(unaccounted) - len(held)
             audits.append(audit)
     return audits
 
 
-async def _held(consumer, tp: TopicPartition, offsets: list[int]) -> set[int]:
-    """Which of `offsets` the log still holds a record at."""
+async def _held(consumer, tp: TopicPartition, offsets: list[int]) -> dict[int, Origin | None]:
+    """Those of `offsets` the log still holds a record at -> the letter the record replays, if it is a replay."""
     if not offsets:
-        return set()
+        return {}
     wanted = set(offsets)
     (log_start, _), = (await log_bounds(consumer, [tp])).values()
     if max(wanted) < log_start:
-        return set()
-    return {record.offset async for record in records(consumer, tp, min(wanted), max(wanted) + 1)
-            if record.offset in wanted}
+        return {}
+    return {record.offset: origin_of(record.headers)
+            async for record in records(consumer, tp, min(wanted), max(wanted) + 1) if record.offset in wanted}
 
 
 def differences(served: dict[str, int], stored: dict[str, int]) -> dict[str, tuple[int, int]]:

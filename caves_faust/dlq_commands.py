@@ -1,7 +1,7 @@
-"""`faust -A caves_faust dlq stats|show`: dead letters a team can triage.
+"""`faust -A caves_faust dlq stats|show|replay`: dead letters a team can triage and, once the cause is fixed, replay.
 
 Every action reads the DLQ topic with a group-less consumer (`dlq_log`) and takes the same filters, so that what
-`stats` counts is what `show` lists. Times are the source events' Kafka timestamps, in UTC.
+`show` lists is what `replay` replays. Times are the source events' Kafka timestamps, in UTC.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from faust.cli import argument, option
 from caves_faust.app import app, settings
 from caves_faust.commands import ExitCodeCommand
 from caves_faust.dlq_log import StoredLetter, read_letters
+from caves_faust.dlq_replay import replay
 
-ACTIONS = ("stats", "show")
+ACTIONS = ("stats", "show", "replay")
 # Text payloads are printed as received, but for the control characters that would drive the terminal.
 KEPT_CONTROLS = "\t\n"
 # What a base64 payload (not UTF-8) is tried as before it is shown as base64: a Windows or Latin-1 text.
@@ -160,13 +161,15 @@ def show_lines(letter: StoredLetter) -> list[str]:
 Report = Callable[[str], None]
 
 
-async def run(action: str, letter_filter: LetterFilter, limit: int | None, say: Report) -> int:
+async def run(action: str, letter_filter: LetterFilter, limit: int | None, dry_run: bool, say: Report) -> int:
     letters = await selected_letters(letter_filter, limit if action != "stats" else None)
     say(f"dlq {action}: {len(letters):,} dead letters on {settings.dlq_topic} (filters: {letter_filter.describe()})")
     if action == "stats":
         for line in stats_lines(letters):
             say(line)
         return 0
+    if action == "replay":
+        return await replay(letters, dry_run, say)
     for letter in letters:
         for line in show_lines(letter):
             say(line)
@@ -182,12 +185,14 @@ async def run(action: str, letter_filter: LetterFilter, limit: int | None, say: 
     option("--to-offset", type=click.IntRange(min=0), default=None, help="Source offsets up to this one, included."),
     option("--since", type=IsoTime(), default=None, help="Source events from this time (ISO 8601, UTC by default)."),
     option("--until", type=IsoTime(), default=None, help="Source events before this time."),
-    option("--limit", type=click.IntRange(min=1), default=None, help="show: at most this many letters."),
+    option("--limit", type=click.IntRange(min=1), default=None, help="show/replay: at most this many letters."),
+    option("--dry-run", is_flag=True, default=False, help="replay: tell what would pass and what still fails."),
     base=ExitCodeCommand,
 )
 async def dlq(self: ExitCodeCommand, action: str, error_types: tuple[str, ...], partitions: tuple[int, ...],
               from_offset: int | None, to_offset: int | None, since: datetime | None, until: datetime | None,
-              limit: int | None) -> int:
-    """Dead letters: `stats` by error type, source partition and day; `show` them, payloads as received."""
+              limit: int | None, dry_run: bool) -> int:
+    """Dead letters: `stats` by error type, source partition and day; `show` them, payloads as received; `replay`
+    those that pass today's rules (exit 1 when some still fail: they are listed, not replayed)."""
     letter_filter = LetterFilter(frozenset(error_types), frozenset(partitions), from_offset, to_offset, since, until)
-    return await run(action, letter_filter, limit, self.say)
+    return await run(action, letter_filter, limit, dry_run, self.say)

@@ -22,6 +22,7 @@ from faust.types import TP, AppT, EventT
 from caves_faust import metrics
 from caves_faust.app import app, dlq_topic, settings
 from caves_faust.dlq import DeadLetter, DeadLetters, Received, encode_bytes
+from caves_faust.replays import Copies, first_copies, for_stock, origins, replay_metadata, stored_copies
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, is_content_error
 
@@ -46,7 +47,8 @@ class Accepted(Received):
         message = self.event.message
         key, key_encoding = encode_bytes(message.key)
         return (f'{{"m":{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
-                f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"}},'
+                f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"'
+                f'{replay_metadata(message)}}},'
                 f'"c":{self.valid.text}}}')
 
 
@@ -169,7 +171,7 @@ class SnowflakeSink:
         metrics.current_batch_size.set(len(events))
         dead_lettered = await self._until_done(
             "Kafka DLQ", lambda: self.dead_letters.send(batch.letters)) if batch.letters else 0
-        rows, skipped, rejected, insert_seconds = await self._store(batch.accepted, events)
+        rows, skipped, rejected, insert_seconds, replayed = await self._store(batch.accepted, events)
         store_seconds = time.perf_counter() - started
         metrics.batch_size.observe(len(events))
         metrics.batch_duration.observe(batch.validate_seconds + store_seconds)
@@ -180,7 +182,7 @@ class SnowflakeSink:
             len(events), rows, dead_lettered, rejected, skipped, len({e.message.partition for e in events}),
             batch.validate_seconds * 1000, insert_seconds * 1000, store_seconds * 1000,
         )
-        return batch.accepted
+        return for_stock(batch.accepted, replayed)
 
     async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         backoff = Backoff(what, self.retry_max_seconds, self.stopping)
@@ -193,14 +195,18 @@ class SnowflakeSink:
             backoff.succeeded()
             return result
 
-    async def _store(self, accepted: list[Accepted], events: Sequence[EventT]) -> tuple[int, int, int, float]:
-        """Write the rows not stored yet; returns (rows written, replays skipped, rows rejected, insert seconds)."""
+    async def _store(self, accepted: list[Accepted], events: Sequence[EventT]
+                     ) -> tuple[int, int, int, float, Copies]:
+        """Write the rows not stored yet; returns (rows written, replays skipped, rows rejected, insert seconds,
+        where the replayed letters' rows are)."""
         backoff = Backoff("Snowflake", self.retry_max_seconds, self.stopping)
         rejected = 0
         while True:
             try:
                 await self._prepare([e.message.partition for e in events])
                 fresh = [a for a in accepted if a.offset > _or_minus_one(self._high_waters[a.partition])]
+                replayed = await asyncio.to_thread(stored_copies, self.warehouse, origins(accepted))
+                fresh = first_copies(fresh, replayed)
                 batch = Batch([a.row() for a in fresh], self._moves(events))
                 started = time.perf_counter()
                 if batch.high_waters:
@@ -235,7 +241,7 @@ class SnowflakeSink:
         skipped = len(accepted) - len(fresh)
         if skipped:
             metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
-        return len(fresh), skipped, rejected, insert_seconds
+        return len(fresh), skipped, rejected, insert_seconds, replayed
 
     async def _prepare(self, partitions: list[int]) -> None:
         if not self._bootstrapped:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 
 import pytest
 from aiokafka import TopicPartition
@@ -14,25 +12,19 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from caves_faust.devstack.harness import Pipeline, Worker, wait_until
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, mixed_payloads
+from tests.integration.dead_letters import command
 from tests.integration.events import expected_stock
 
 pytestmark = pytest.mark.integration
 
-TABLE_ROW = re.compile(r"^\s*(\d+)\s+(\d+|-)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", re.MULTILINE)
-AUDIT_SECONDS = 120
+TABLE_ROW = re.compile(r"^\s*(\d+)\s+(\d+|-)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", re.MULTILINE)
 COORDINATES = "EVENT_METADATA:partition::INTEGER = %s AND EVENT_METADATA:offset::INTEGER = %s"
 # Records deleted from the head of one partition's log, as retention would.
 DELETED_FROM_LOG = 2
 
 
-def run_audit(worker: Worker) -> tuple[int, str]:
-    result = subprocess.run([sys.executable, "-m", "caves_faust", "audit"], env=worker.env, check=False,
-                            capture_output=True, text=True, timeout=AUDIT_SECONDS)
-    return result.returncode, result.stdout + result.stderr
-
-
-def table(output: str) -> dict[int, tuple[int | None, int, int, int, int, int]]:
-    """partition -> (committed, rows, letters, missing, doubled, not in log) from the audit's table."""
+def table(output: str) -> dict[int, tuple[int | None, int, int, int, int, int, int]]:
+    """partition -> (committed, rows, letters, replays, missing, doubled, not in log) from the audit's table."""
     return {int(m[1]): (None if m[2] == "-" else int(m[2]), *map(int, m.groups()[2:]))
             for m in TABLE_ROW.finditer(output)}
 
@@ -65,9 +57,8 @@ def test_audit_clean_after_a_kill_then_names_rows_deleted_and_doubled(pipeline: 
     sent = producer.join()
     print(assert_exactly_once(pipeline, sent, worker))
 
-    code, output = run_audit(worker)
+    output = command(pipeline, "audit", worker=worker)
     print(output)
-    assert code == 0, output
     assert "audit: clean" in output
     committed = pipeline.committed()
     audited_partitions = table(output)
@@ -76,7 +67,7 @@ def test_audit_clean_after_a_kill_then_names_rows_deleted_and_doubled(pipeline: 
     for partition, (offset, rows, letters, *problems) in audited_partitions.items():
         below = [(p, o) for p, o in sent.payloads if p == partition and o < (offset or 0)]
         assert (rows, letters, problems) == (sum(c in valid for c in below), sum(c in invalid for c in below),
-                                             [0, 0, 0]), output
+                                             [0, 0, 0, 0]), output
     wait_until(lambda: metric(worker, "audit_last_run_timestamp"), 30, "the leader's audit")
 
     # Once the INVENTORY_STATUS model exists it is the warehouse's stock; a product it shows behind the served stock
@@ -88,8 +79,8 @@ def test_audit_clean_after_a_kill_then_names_rows_deleted_and_doubled(pipeline: 
     for product, units in served.items():
         pipeline.stack.query(pipeline.database, "INSERT INTO PROD.INVENTORY_STATUS VALUES (%s, %s)",
                              (int(product), units - 5 * (product == behind)))
-    code, output = run_audit(worker)
-    assert code == 0 and f"stock: {len(served)} products compared with INVENTORY_STATUS, 1 products with rows not " \
+    output = command(pipeline, "audit", worker=worker)
+    assert f"stock: {len(served)} products compared with INVENTORY_STATUS, 1 products with rows not " \
         "modelled yet" in output, output
     pipeline.stack.query(pipeline.database, "DROP TABLE PROD.INVENTORY_STATUS")
 
@@ -107,13 +98,12 @@ def test_audit_clean_after_a_kill_then_names_rows_deleted_and_doubled(pipeline: 
         WHERE {COORDINATES}""", doubled)
     delete_log_head(pipeline.stack.bootstrap, pipeline.sales_topic, retained, DELETED_FROM_LOG)
 
-    code, output = run_audit(worker)
+    output = command(pipeline, "audit", expect=1, worker=worker)
     print(output)
-    assert code == 1, output
     assert f"missing: partition {deleted[0]} offset {deleted[1]}\n" in output
     assert f"doubled: partition {doubled[0]} offset {doubled[1]} (2 rows, 0 dead letters)" in output
     assert len(re.findall(r"^(missing|doubled):", output, re.MULTILINE)) == 2, output
-    assert table(output)[retained][5] == len(forgotten), output  # not in the log: reported, not as lost
+    assert table(output)[retained][6] == len(forgotten), output  # not in the log: reported, not as lost
     warehouse = expected_stock([e for c, e in valid.items() if c not in (deleted, *forgotten)] + [valid[doubled]])
     off = {p for p in served.keys() | warehouse.keys() if served.get(p, 0) != warehouse.get(p, 0)}
     assert set(re.findall(r"^stock mismatch: product (\d+)", output, re.MULTILINE)) == off, output

@@ -3,39 +3,22 @@ worker's letter format): the counts, the filters and the payloads as received.""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import re
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from caves_faust.devstack.harness import Pipeline
+from tests.integration.dead_letters import command, letter, write_letters
 
 pytestmark = pytest.mark.integration
 
-COMMAND_SECONDS = 120
 DAY_ONE = datetime(2026, 11, 29, 10, 0, tzinfo=UTC).timestamp()
 DAY_TWO = datetime(2026, 11, 30, 15, 30, tzinfo=UTC).timestamp()
 LATIN_1 = "Château Lafite, 12 bouteilles à 350 €".encode("cp1252")
 BINARY = b"\x00\x01\x02\xff\xfe binary"
-
-
-def letter(partition: int, offset: int, timestamp: float, error_type: str, payload: bytes, topic: str) -> dict:
-    """A dead letter as the worker writes it (caves_faust.dlq.DeadLetter.to_json)."""
-    try:
-        text, encoding = payload.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
-    return {"error_type": error_type, "error_message": f"{error_type} at {partition}/{offset}", "payload": text,
-            "payload_encoding": encoding, "payload_bytes": len(payload), "payload_truncated": False,
-            "topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp,
-            "key": str(1000 + offset), "key_encoding": "utf-8", "key_truncated": False}
 
 
 def corpus(topic: str) -> list[dict]:
@@ -51,26 +34,8 @@ def corpus(topic: str) -> list[dict]:
     return letters
 
 
-def write_letters(pipeline: Pipeline, letters: list[dict]) -> None:
-    async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=pipeline.stack.bootstrap, acks="all")
-        await producer.start()
-        try:
-            for item in letters:
-                await producer.send_and_wait(pipeline.dlq_topic, json.dumps(item, ensure_ascii=False).encode(),
-                                             partition=item["partition"] % pipeline.partitions)
-        finally:
-            await producer.stop()
-
-    asyncio.run(send())
-
-
 def dlq(pipeline: Pipeline, *args: str) -> str:
-    env = pipeline.worker().env  # the settings a worker of this pipeline has; none is started
-    result = subprocess.run([sys.executable, "-m", "caves_faust", "dlq", *args], env=env, check=False,
-                            capture_output=True, text=True, timeout=COMMAND_SECONDS)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return command(pipeline, "dlq", *args)
 
 
 def shown(output: str) -> list[tuple[int, int]]:
