@@ -4,7 +4,16 @@
 tables, web views, metrics and commands.
 """
 
+from caves_faust import (  # noqa: F401  (registration by import)
+    audit,
+    commands,
+    dlq_commands,
+    intake,
+    probes,
+    stock,
+    views,
+    web_metrics,
+)
 from caves_faust.app import app
-from caves_faust import audit, commands, dlq_commands, intake, probes, sink, stock, views, web_metrics  # noqa: F401  (registration by import)
 
 __all__ = ["app"]

@@ -121,7 +121,7 @@ class AuditReport:
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         lines = [f"audit: topic {self.topic}, consumer group {self.group}"]
-        lines += ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in table]
+        lines += ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
         for p in self.partitions:
             lines += [f"missing: partition {p.partition} offset {offset}" for offset in p.missing[:FIRST_SHOWN]]
             lines += [f"doubled: partition {p.partition} offset {offset} ({rows} rows, {letters} dead letters)"

@@ -25,6 +25,7 @@ SHOWN_FAILURES = 20  # letters still failing named one by one; the rest are coun
 class Verdict:
     letter: StoredLetter
     failure: str | None  # why it cannot be replayed; None: it passes today's rules
+    partition: int = -1  # the source partition, where a replay goes
 
     @property
     def kind(self) -> str:
@@ -43,20 +44,20 @@ def judge(letter: StoredLetter) -> Verdict:
         validate(letter.payload())
     except InvalidEvent as error:
         return Verdict(letter, str(error))
-    return Verdict(letter, None)
+    return Verdict(letter, None, source[1])
 
 
-async def send_back(letters: list[StoredLetter]) -> None:
+async def send_back(passing: list[Verdict]) -> None:
     """To the source partition, keyed as the original, named by headers; returns once the broker has them all."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         pending = []
-        for letter in letters:
-            _, partition, _ = letter.source  # type: ignore[misc]  (judged: a sales topic letter)
+        for verdict in passing:
+            letter = verdict.letter
             origin = Origin(letter.dlq_topic, letter.dlq_partition, letter.dlq_offset)
             pending.append(await producer.send(settings.sales_topic, letter.payload(), key=letter.key(),
-                                               partition=partition, headers=origin.headers()))
+                                               partition=verdict.partition, headers=origin.headers()))
         for delivery in pending:
             await delivery
     finally:
@@ -66,7 +67,7 @@ async def send_back(letters: list[StoredLetter]) -> None:
 async def replay(letters: list[StoredLetter], dry_run: bool, say: Callable[[str], None]) -> int:
     """0 when every letter passes (and, unless `dry_run`, was sent back), 1 when some still fail (reported)."""
     verdicts = [judge(letter) for letter in letters]
-    passing = [v.letter for v in verdicts if v.failure is None]
+    passing = [v for v in verdicts if v.failure is None]
     failing = [v for v in verdicts if v.failure is not None]
     if dry_run:
         say(f"dlq replay --dry-run: {len(passing):,} would pass today's rules and be replayed to "

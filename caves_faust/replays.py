@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from faust.types import Message
 
-from caves_faust.dlq import Received
+from caves_faust.received import Received
 from caves_faust.warehouse import RAW_EVENTS_TABLE, Warehouse
 
 TOPIC_HEADER = "caves_faust.dlq.topic"
@@ -24,7 +24,8 @@ OFFSET_HEADER = "caves_faust.dlq.offset"
 
 # Where the rows of replayed letters are: only the range of the letters' DLQ offsets at hand is read.
 STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:partition::INTEGER,
-           EVENT_METADATA:replayed_from:offset::INTEGER, EVENT_METADATA:partition::INTEGER, EVENT_METADATA:offset::INTEGER
+           EVENT_METADATA:replayed_from:offset::INTEGER,
+           EVENT_METADATA:partition::INTEGER, EVENT_METADATA:offset::INTEGER
     FROM {RAW_EVENTS_TABLE}
     WHERE EVENT_METADATA:replayed_from:topic::VARCHAR = ?
       AND EVENT_METADATA:replayed_from:offset::INTEGER BETWEEN ? AND ?"""

@@ -23,7 +23,7 @@ COORDINATES = "EVENT_METADATA:partition::INTEGER = %s AND EVENT_METADATA:offset:
 DELETED_FROM_LOG = 2
 
 
-def table(output: str) -> dict[int, tuple[int | None, int, int, int, int, int, int]]:
+def table(output: str) -> dict[int, tuple[int | None, ...]]:
     """partition -> (committed, rows, letters, replays, missing, doubled, not in log) from the audit's table."""
     return {int(m[1]): (None if m[2] == "-" else int(m[2]), *map(int, m.groups()[2:]))
             for m in TABLE_ROW.finditer(output)}

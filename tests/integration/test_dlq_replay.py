@@ -69,13 +69,13 @@ def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipel
     coordinates = pipeline.produce(payloads, keys)
     now = time.time()
     letters = [letter(partition, offset, now, "out_of_range", payload, pipeline.sales_topic, key)
-               for (partition, offset), payload, key in zip(coordinates[:len(valid)], payloads, keys)]
+               for (partition, offset), payload, key in zip(coordinates, payloads, keys, strict=True)][:len(valid)]
     letters += [letter(partition, offset, now, error_type, payload, pipeline.sales_topic, b"bad")
-                for (partition, offset), (payload, error_type) in zip(coordinates[len(valid):], invalid)]
+                for (partition, offset), (payload, error_type) in zip(coordinates[len(valid):], invalid, strict=True)]
     for item in letters[:len(valid)]:
         item["error_message"] = OLD_RULE
     places = write_letters(pipeline, letters)
-    expected = dict(zip(places, valid))  # letter -> the event its replay must store
+    expected = dict(zip(places[:len(valid)], valid, strict=True))  # letter -> the event its replay must store
     commit_group_at_end(pipeline)
     worker = start_worker()
 
@@ -93,7 +93,9 @@ def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipel
     # Replayed again, by an overlapping filter and in full; the worker is killed while it handles the copies.
     overlap = command(pipeline, "dlq", "replay", "--partition", str(coordinates[0][0]), "--error-type",
                       "out_of_range", expect=0)
-    overlapping = int(re.search(r"(\d+) replayed", overlap)[1])
+    replayed = re.search(r"(\d+) replayed", overlap)
+    assert replayed, overlap
+    overlapping = int(replayed[1])
     assert overlapping >= 1, overlap
     command(pipeline, "dlq", "replay", expect=1)
     worker.kill()

@@ -4,6 +4,9 @@ the stock."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import cast
+
+from faust.types import EventT
 
 from caves_faust.dlq import Received
 from caves_faust.replays import Origin, first_copies, for_stock, origin_of, origins
@@ -14,7 +17,8 @@ OTHER = Origin("sales_events_dlq", 3, 42)
 
 def received(partition: int, offset: int, origin: Origin | None = None) -> Received:
     headers = origin.headers() if origin else []
-    return Received(SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset, headers=headers)))
+    message = SimpleNamespace(partition=partition, offset=offset, headers=headers)
+    return Received(cast(EventT, SimpleNamespace(message=message)))
 
 
 def test_the_headers_name_the_letter_and_nothing_else_is_a_replay():
