@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +20,7 @@ import pytest
 
 from caves_faust.devstack.harness import Pipeline, Stack, wait_until
 from caves_faust.devstack.process import free_port
+from tests.integration.server_binary import ServerBinary
 from tests.integration.test_observability import Prometheus, wave
 from tests.tools import require_command
 
@@ -75,7 +73,6 @@ class Alertmanager:
     home: Path
     webhook: str
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
@@ -87,29 +84,14 @@ class Alertmanager:
         config = GROUP_TIMING.sub(r"\g<1>1s", config)
         assert config.count(self.webhook) == 2, config
         (self.home / "alertmanager.yml").write_text(config)
-        self._log = (self.home / "alertmanager.log").open("wb")
-        self.process = subprocess.Popen(
-            [self.binary, f"--config.file={self.home / 'alertmanager.yml'}", f"--storage.path={self.home / 'data'}",
-             f"--web.listen-address={self.address}", "--cluster.listen-address="],  # no HA peers: no gossip port
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        wait_until(self._ready, START_SECONDS, f"Alertmanager on port {self.port} to be ready")
+        self.server = ServerBinary("Alertmanager", self.home, self.port)
+        self.server.start([self.binary, f"--config.file={self.home / 'alertmanager.yml'}",
+                           f"--storage.path={self.home / 'data'}", f"--web.listen-address={self.address}",
+                           "--cluster.listen-address="], START_SECONDS)  # no HA peers: no gossip port
         return self
 
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"Alertmanager exited: {(self.home / 'alertmanager.log').read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/-/ready", timeout=5) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
-        self._log.close()
+        self.server.stop()
 
 
 def test_a_snowflake_outage_is_delivered_to_the_webhook_by_severity_then_resolved(
