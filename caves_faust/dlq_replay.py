@@ -55,7 +55,7 @@ async def send_back(passing: list[Verdict]) -> None:
         pending = []
         for verdict in passing:
             letter = verdict.letter
-            origin = Origin(letter.dlq_topic, letter.dlq_partition, letter.dlq_offset)
+            origin = Origin(letter.dlq_topic, letter.dlq_partition, letter.dlq_offset, letter.source)
             pending.append(await producer.send(settings.sales_topic, letter.payload(), key=letter.key(),
                                                partition=verdict.partition, headers=origin.headers()))
         for delivery in pending:

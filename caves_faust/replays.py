@@ -10,7 +10,7 @@ the write is enough. The copies not stored must not move the stock either: only 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from faust.types import Message
@@ -21,6 +21,7 @@ from caves_faust.warehouse import RAW_EVENTS_TABLE, Warehouse
 TOPIC_HEADER = "caves_faust.dlq.topic"
 PARTITION_HEADER = "caves_faust.dlq.partition"
 OFFSET_HEADER = "caves_faust.dlq.offset"
+SOURCE_HEADERS = ("caves_faust.source.topic", "caves_faust.source.partition", "caves_faust.source.offset")
 
 # Where the rows of replayed letters are: only the range of the letters' DLQ offsets at hand is read.
 STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:partition::INTEGER,
@@ -33,15 +34,19 @@ STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:partition::INTEGER,
 
 @dataclass(frozen=True, order=True)
 class Origin:
-    """The dead letter a replayed event came from: its place in the DLQ topic."""
+    """The dead letter a replayed event came from: its place in the DLQ topic (what identifies it here), and the
+    coordinates of the event it was written for (what identifies it in DLQ_EVENTS)."""
 
     topic: str
     partition: int
     offset: int
+    source: tuple[str, int, int] | None = field(default=None, compare=False)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [(TOPIC_HEADER, self.topic.encode()), (PARTITION_HEADER, str(self.partition).encode()),
-                (OFFSET_HEADER, str(self.offset).encode())]
+        named = [(TOPIC_HEADER, self.topic), (PARTITION_HEADER, str(self.partition)), (OFFSET_HEADER, str(self.offset))]
+        if self.source:
+            named += zip(SOURCE_HEADERS, map(str, self.source), strict=True)
+        return [(name, value.encode()) for name, value in named]
 
     def metadata(self) -> str:
         """The row metadata's `replayed_from` member, as JSON text to splice in (topic names need no escaping)."""
@@ -54,9 +59,15 @@ def origin_of(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None)
         return None
     named = dict(headers.items() if isinstance(headers, Mapping) else headers)
     try:
-        return Origin(named[TOPIC_HEADER].decode(), int(named[PARTITION_HEADER]), int(named[OFFSET_HEADER]))
+        letter = named[TOPIC_HEADER].decode(), int(named[PARTITION_HEADER]), int(named[OFFSET_HEADER])
     except (KeyError, ValueError, UnicodeDecodeError):
         return None
+    try:
+        topic, partition, offset = (named[name] for name in SOURCE_HEADERS)
+        source: tuple[str, int, int] | None = topic.decode(), int(partition), int(offset)
+    except (KeyError, ValueError, UnicodeDecodeError):
+        source = None
+    return Origin(*letter, source=source)
 
 
 def replay_metadata(message: Message) -> str:
@@ -99,6 +110,11 @@ def first_copies(fresh: list[R], stored: Copies) -> list[R]:
             stored[origin] = (event.partition, event.offset)
         kept.append(event)
     return kept
+
+
+def replayed_letters(written: Iterable[R]) -> list[Origin]:
+    """The letters whose replay these written events store."""
+    return [o for e in written if (o := origin_of(e.event.message.headers))]
 
 
 def for_stock(events: Iterable[R], stored: Copies) -> list[R]:

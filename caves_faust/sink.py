@@ -21,7 +21,8 @@ from faust.types import EventT
 
 from caves_faust import metrics
 from caves_faust.dlq import DeadLetter, DeadLetters
-from caves_faust.replays import Copies, Origin, first_copies, for_stock, origins
+from caves_faust.dlq_events import letter_rows, replayed_sources
+from caves_faust.replays import Copies, Origin, first_copies, for_stock, origins, replayed_letters
 from caves_faust.retry import Backoff, RetryPolicy, one_line
 from caves_faust.triage import Accepted, Classified
 from caves_faust.validation import InvalidEvent
@@ -165,9 +166,11 @@ class SnowflakeSink:
     async def _write_rows(self, backoff: Backoff, batch: Classified) -> Stored:
         """Step 3: the rows above the marks committed with the marks' advance, refused rows dead-lettered."""
         refused: list[Accepted] = []
+        letters = list(batch.letters)
         while True:
             refused_ids = {id(a) for a in refused}
-            attempt = await self._attempt([a for a in batch.accepted if id(a) not in refused_ids], batch.events)
+            attempt = await self._attempt([a for a in batch.accepted if id(a) not in refused_ids], letters,
+                                          batch.events)
             if isinstance(attempt, _Written):
                 backoff.succeeded()
                 kept = [a for a in batch.accepted if id(a) not in refused_ids]
@@ -179,14 +182,17 @@ class SnowflakeSink:
                 self.forget({e.message.partition for e in batch.events})
             elif isinstance(attempt, _Refused):
                 metrics.snowflake_failures.labels(reason="rejected").inc()
-                await self._deliver([DeadLetter(a.event, InvalidEvent("snowflake_rejected", one_line(attempt.error)))
-                                     for a in attempt.rows])
+                rejections = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", one_line(attempt.error)))
+                              for a in attempt.rows]
+                await self._deliver(rejections)
+                letters += rejections
                 refused.extend(attempt.rows)
             else:
                 await self._failed(backoff, attempt)
 
-    async def _attempt(self, accepted: list[Accepted], events: Sequence[EventT]) -> _Attempt:
-        """One transaction: the rows not stored yet and the marks' advance."""
+    async def _attempt(self, accepted: list[Accepted], letters: list[DeadLetter], events: Sequence[EventT]
+                       ) -> _Attempt:
+        """One transaction: the rows and dead letters (for DLQ_EVENTS) not stored yet and the marks' advance."""
         try:
             await self._read_marks({e.message.partition for e in events})
         except WAREHOUSE_ERRORS as exc:
@@ -197,7 +203,9 @@ class SnowflakeSink:
         except WAREHOUSE_ERRORS as exc:
             return self._diagnose(exc)
         fresh = first_copies(fresh, replayed)
-        batch = Batch([a.row() for a in fresh], self._moves(events))
+        new_letters = [d for d in letters if d.offset > _or_minus_one(self._high_waters[d.partition])]
+        batch = Batch([a.row() for a in fresh], self._moves(events), letter_rows(new_letters),
+                      replayed_sources(replayed_letters(fresh)))
         if not batch.high_waters:
             return _Written(fresh, 0.0, replayed)
         started = time.perf_counter()

@@ -1,10 +1,12 @@
 """`faust -A caves_faust audit` against a real pipeline: clean after a kill -9 mid-stream, then, rows deleted and
-doubled by hand in Snowflake, non-zero naming each partition and offset; the leader's metrics say the same."""
+doubled by hand in Snowflake, non-zero naming each partition and offset; the leader's metrics say the same. Also:
+the dead letters are in DLQ_EVENTS exactly once across the kill."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 
 import pytest
 from aiokafka import TopicPartition
@@ -56,6 +58,12 @@ def test_audit_clean_after_a_kill_then_names_rows_deleted_and_doubled(pipeline: 
     worker = start_worker(**audited)
     sent = producer.join()
     print(assert_exactly_once(pipeline, sent, worker))
+    # The dead letters are in Snowflake too, each exactly once, as on the DLQ topic.
+    lettered = Counter((item["partition"], item["offset"], item["error_type"], item["payload"])
+                       for item in pipeline.dead_letters())
+    dlq_events = Counter(pipeline.stack.query(
+        pipeline.database, "SELECT SOURCE_PARTITION, SOURCE_OFFSET, ERROR_TYPE, PAYLOAD FROM DLQ_EVENTS"))
+    assert dlq_events == lettered and lettered.total() == len(sent.split()[1]), (dlq_events, lettered)
 
     output = command(pipeline, "audit", worker=worker)
     print(output)

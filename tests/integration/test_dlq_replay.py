@@ -1,7 +1,8 @@
 """`faust -A caves_faust dlq replay` against a real worker: letters an older, stricter version left in the DLQ (the
 test writes them, for events it produced and had the group commit past), valid ones among invalid ones. Each valid
 one is stored exactly once, however often replayed, across a kill -9 of the worker processing the copies; the
-others are reported and never sent; the stock counts each once; the audit accounts for every copy."""
+others are reported and never sent; the stock counts each once; DLQ_EVENTS marks the replayed letters; the audit
+accounts for every copy."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from snowflake.connector.errors import ProgrammingError
 
 from caves_faust.devstack.harness import Pipeline, wait_until
 from tests.delivery import stock_served
@@ -21,6 +23,7 @@ from tests.integration.events import INVALID_PAYLOADS, adjustment, expected_stoc
 pytestmark = pytest.mark.integration
 
 SETTLE_SECONDS = 90
+THROWAWAY = b"{not json"
 OLD_RULE = "quantity above 100 (the rule before large orders from restaurants were allowed)"
 
 
@@ -62,6 +65,16 @@ def replayed_rows(pipeline: Pipeline) -> dict[tuple[int, int], list[dict]]:
     return found
 
 
+def dlq_events(pipeline: Pipeline) -> list[tuple[tuple[int, int], bool]]:
+    """((source partition, offset), replayed) of every row of DLQ_EVENTS; [] before the table exists."""
+    try:
+        found = pipeline.stack.query(pipeline.database,
+                                     "SELECT SOURCE_PARTITION, SOURCE_OFFSET, REPLAYED FROM DLQ_EVENTS")
+    except ProgrammingError:
+        return []
+    return [((partition, offset), replayed) for partition, offset, replayed in found]
+
+
 def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipeline, start_worker):
     valid, invalid = originals()
     payloads = [json.dumps(e, ensure_ascii=False).encode() for e in valid] + [p for p, _ in invalid]
@@ -78,16 +91,26 @@ def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipel
     expected = dict(zip(places[:len(valid)], valid, strict=True))  # letter -> the event its replay must store
     commit_group_at_end(pipeline)
     worker = start_worker()
+    # The older version kept its letters in DLQ_EVENTS too. The worker creates the table with its first batch: one
+    # more invalid event, whose letter the replays will report as still failing too.
+    (throwaway,) = pipeline.produce([THROWAWAY], [b"bad"])
+    failing = [*invalid, (THROWAWAY, "not_json")]
+    wait_until(lambda: dlq_events(pipeline), SETTLE_SECONDS, "the worker's letter in DLQ_EVENTS")
+    for item in letters:
+        pipeline.stack.query(pipeline.database, """INSERT INTO DLQ_EVENTS (ERROR_TYPE, ERROR_MESSAGE, PAYLOAD,
+            PAYLOAD_ENCODING, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+                             tuple(item[k] for k in ("error_type", "error_message", "payload", "payload_encoding",
+                                                     "topic", "partition", "offset")))
 
     dry = command(pipeline, "dlq", "replay", "--dry-run", expect=1)
-    assert f"{len(valid)} would pass today's rules" in dry and f"{len(invalid)} still fail" in dry, dry
-    assert sales_topic_size(pipeline) == len(payloads)  # nothing sent
+    assert f"{len(valid)} would pass today's rules" in dry and f"{len(failing)} still fail" in dry, dry
+    assert sales_topic_size(pipeline) == len(payloads) + 1  # nothing sent
     still_failing = dict(re.findall(r"^  still failing: (\w+): (\d+)$", dry, re.MULTILINE))
     assert {kind: int(n) for kind, n in still_failing.items()} == {
-        kind: sum(k == kind for _, k in invalid) for _, kind in invalid}
+        kind: sum(k == kind for _, k in failing) for _, kind in failing}
 
     first = command(pipeline, "dlq", "replay", expect=1)
-    assert f"{len(valid)} replayed" in first and f"{len(invalid)} still fail, not replayed" in first, first
+    assert f"{len(valid)} replayed" in first and f"{len(failing)} still fail, not replayed" in first, first
     wait_until(lambda: pipeline.row_count() == len(valid), SETTLE_SECONDS, "the replayed letters' rows")
 
     # Replayed again, by an overlapping filter and in full; the worker is killed while it handles the copies.
@@ -100,14 +123,18 @@ def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipel
     command(pipeline, "dlq", "replay", expect=1)
     worker.kill()
     worker = start_worker()
-    sent = len(payloads) + 2 * len(valid) + overlapping
+    sent = len(payloads) + 1 + 2 * len(valid) + overlapping
     wait_until(lambda: sales_topic_size(pipeline) == sent and pipeline.lag() == 0, SETTLE_SECONDS,
                "every copy processed and committed")
 
     stored = replayed_rows(pipeline)
     assert {place: contents for place, contents in stored.items()} == {place: [e] for place, e in expected.items()}
     wait_until(lambda: stock_served(worker) == expected_stock(valid), SETTLE_SECONDS, "the stock of each event once")
-    assert len(pipeline.dead_letters()) == len(letters), "a replay was dead-lettered"
+    assert len(pipeline.dead_letters()) == len(letters) + 1, "a replay was dead-lettered"
+    # In DLQ_EVENTS, each letter once; those whose event is now stored marked replayed, the others not.
+    assert sorted(dlq_events(pipeline)) == sorted(
+        [((item["partition"], item["offset"]), place in expected) for item, place in zip(letters, places, strict=True)]
+        + [(throwaway, False)])
 
     audit = command(pipeline, "audit", worker=worker)
     replays = sum(int(m[1]) for m in re.finditer(r"^\s*\d+\s+\d+\s+\d+\s+\d+\s+(\d+)\s", audit, re.MULTILINE))
