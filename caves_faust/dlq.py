@@ -91,8 +91,9 @@ class DeadLetters:
 
     async def send(self, letters: list[DeadLetter], stored: Mapping[int, int]) -> int:
         """Write the letters not in the DLQ yet and wait until the broker has them all; returns how many were sent.
-        `stored`: per partition, the Snowflake high-water mark the batch is written against (-1: no mark)."""
-        fresh = [letter for letter in letters if not await self._is_written(letter, stored[letter.partition])]
+        `stored`: per partition, the Snowflake high-water mark the batch is written against (-1 or absent: none known,
+        so the whole bounded tail is read)."""
+        fresh = [letter for letter in letters if not await self._is_written(letter, stored.get(letter.partition, -1))]
         if not fresh:
             return 0
         dlq_partitions = await self._partition_count()

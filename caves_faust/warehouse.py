@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # The connector imports OpenTelemetry on every request, to pass trace headers on when it is installed. Where it is
 # not, each failed import searches the path again, taking and releasing the GIL at each step while the event loop
-# holds it: ~3% of the worker's thread time, in the write. A None entry makes the miss immediate.
+# holds it, in the write. A None entry makes the miss immediate.
 if importlib.util.find_spec("opentelemetry") is None:
     sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
 

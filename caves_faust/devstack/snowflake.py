@@ -109,8 +109,7 @@ class Transactions:
                 response = await query_request(request)
             finally:
                 self.busy[token] -= 1
-            if json.loads(response.body).get("success"):
-                self._follow(token, sql)
+            self._follow(token, sql, succeeded=bool(json.loads(response.body).get("success")))
             return response
 
         return endpoint
@@ -152,13 +151,15 @@ class Transactions:
         user = self.users.get(token)
         return [(other, t) for other, t in self.open.items() if self.users.get(other) == user]
 
-    def _follow(self, token: str, sql: str) -> None:
+    def _follow(self, token: str, sql: str, succeeded: bool) -> None:
         words = sql.split(None, 1)
         verb = words[0].upper() if words else ""
-        if verb in ("BEGIN", "START"):
-            self.open[token] = _Transaction(next(self._ids), datetime.now(timezone.utc), time.monotonic())
-        elif verb in ("COMMIT", "ROLLBACK", "CREATE", "ALTER", "DROP"):
+        if verb in ("COMMIT", "ROLLBACK", "CREATE", "ALTER", "DROP"):  # the transaction ends, even on a failure
             self.open.pop(token, None)
+        elif not succeeded:
+            return
+        elif verb in ("BEGIN", "START"):
+            self.open[token] = _Transaction(next(self._ids), datetime.now(timezone.utc), time.monotonic())
         elif token in self.open:
             transaction = self.open[token]
             transaction.last_used = time.monotonic()
