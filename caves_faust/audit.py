@@ -46,6 +46,11 @@ ROW_OFFSETS = f"""SELECT EVENT_METADATA:offset::INTEGER, COUNT(*) FROM {RAW_EVEN
     WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:partition::INTEGER = ?
       AND EVENT_METADATA:offset::INTEGER >= ? AND EVENT_METADATA:offset::INTEGER < ?
     GROUP BY 1"""
+# Letters whose replay is stored more than once (the copies are at different offsets: each counts once above).
+DOUBLED_REPLAYS = f"""SELECT EVENT_METADATA:replayed_from:topic::VARCHAR,
+           EVENT_METADATA:replayed_from:partition::INTEGER, EVENT_METADATA:replayed_from:offset::INTEGER, COUNT(*)
+    FROM {RAW_EVENTS_TABLE} WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:replayed_from IS NOT NULL
+    GROUP BY 1, 2, 3 HAVING COUNT(*) > 1"""
 RAW_STOCK = "SELECT PRODUCT_ID, STOCK FROM V_CURRENT_STOCK_BY_PRODUCT"  # the query over RAW_EVENTS_STREAM
 MODEL = "INVENTORY_STATUS"
 MODEL_STOCK = f"SELECT PRODUCT_ID, STOCK FROM PROD.{MODEL}"
@@ -98,6 +103,7 @@ class AuditReport:
     topic: str
     group: str
     partitions: list[PartitionAudit]
+    doubled_replays: dict[Origin, int]  # letter -> rows storing its replay, where more than one
     stock: StockAudit
 
     @property
@@ -106,11 +112,11 @@ class AuditReport:
 
     @property
     def doubled(self) -> int:
-        return sum(len(p.doubled) for p in self.partitions)
+        return sum(len(p.doubled) for p in self.partitions) + len(self.doubled_replays)
 
     @property
     def clean(self) -> bool:
-        return self.stock.clean and all(p.clean for p in self.partitions)
+        return self.stock.clean and all(p.clean for p in self.partitions) and not self.doubled_replays
 
     def lines(self) -> list[str]:
         header = ("partition", "committed", "rows", "letters", "replays", "missing", "doubled", "not in log")
@@ -126,6 +132,8 @@ class AuditReport:
             lines += [f"missing: partition {p.partition} offset {offset}" for offset in p.missing[:FIRST_SHOWN]]
             lines += [f"doubled: partition {p.partition} offset {offset} ({rows} rows, {letters} dead letters)"
                       for offset, (rows, letters) in list(p.doubled.items())[:FIRST_SHOWN]]
+        lines += [f"doubled: dead letter {o.topic} {o.partition}/{o.offset} replayed into {rows} rows"
+                  for o, rows in sorted(self.doubled_replays.items())[:FIRST_SHOWN]]
         lines.append(self._stock_line())
         verdict = "clean" if self.clean else (f"NOT CLEAN: {self.missing} missing, {self.doubled} doubled, "
                                               f"{len(self.stock.mismatches)} stock mismatches")
@@ -149,6 +157,11 @@ class AuditWarehouse(Warehouse):
         with self.connection().cursor() as cur:
             cur.execute(ROW_OFFSETS, (topic, partition, start, end))
             return Counter({int(offset): int(count) for offset, count in cur.fetchall()})
+
+    def doubled_replays(self, topic: str) -> dict[Origin, int]:
+        with self.connection().cursor() as cur:
+            cur.execute(DOUBLED_REPLAYS, (topic,))
+            return {Origin(str(t), int(p), int(o)): int(n) for t, p, o, n in cur.fetchall()}
 
     def raw_stock(self) -> dict[str, int]:
         return self._stock(RAW_STOCK)
@@ -251,10 +264,11 @@ async def run_audit(settings: Settings, stock_url: str) -> AuditReport:
     warehouse = AuditWarehouse(settings)
     try:
         partitions = await audit_partitions(settings, warehouse)
+        doubled_replays = await asyncio.to_thread(warehouse.doubled_replays, settings.sales_topic)
         stock = await audit_stock(stock_url, warehouse)
     finally:
         await asyncio.to_thread(warehouse.reset)
-    return AuditReport(settings.sales_topic, settings.app_id, partitions, stock)
+    return AuditReport(settings.sales_topic, settings.app_id, partitions, doubled_replays, stock)
 
 
 def export(report: AuditReport) -> None:

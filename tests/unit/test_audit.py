@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from caves_faust.audit import account, differences
+from caves_faust.audit import AuditReport, PartitionAudit, StockAudit, account, differences
+from caves_faust.replays import Origin
 
 
 def test_every_offset_is_stored_once_as_a_row_or_a_letter():
@@ -23,3 +24,11 @@ def test_only_the_offsets_of_the_range_are_accounted():
 
 def test_a_product_absent_on_one_side_has_stock_zero_there():
     assert differences({"1": 5, "2": 0, "3": 4}, {"1": 5, "3": 3, "4": 0, "5": -1}) == {"3": (4, 3), "5": (0, -1)}
+
+
+def test_a_letter_replayed_into_two_rows_is_doubled_and_named():
+    clean = PartitionAudit(0, committed=5, rows=4, letters=1)
+    report = AuditReport("sales", "group", [clean], {Origin("dlq", 2, 7): 2}, StockAudit("RAW_EVENTS_STREAM", 3))
+
+    assert not report.clean and report.doubled == 1
+    assert "doubled: dead letter dlq 2/7 replayed into 2 rows" in report.lines()
