@@ -42,14 +42,14 @@ STOCK_ATTEMPTS = 5
 STOCK_RETRY_SECONDS = 2.0
 STOCK_TIMEOUT_SECONDS = 10.0
 
-ROW_OFFSETS = f"""SELECT EVENT_METADATA:offset::INTEGER, COUNT(*) FROM {RAW_EVENTS_TABLE}
+ROW_OFFSETS = """SELECT EVENT_METADATA:offset::INTEGER, COUNT(*) FROM RAW_EVENTS_STREAM
     WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:partition::INTEGER = ?
       AND EVENT_METADATA:offset::INTEGER >= ? AND EVENT_METADATA:offset::INTEGER < ?
     GROUP BY 1"""
 # Letters whose replay is stored more than once (the copies are at different offsets: each counts once above).
-DOUBLED_REPLAYS = f"""SELECT EVENT_METADATA:replayed_from:topic::VARCHAR,
+DOUBLED_REPLAYS = """SELECT EVENT_METADATA:replayed_from:topic::VARCHAR,
            EVENT_METADATA:replayed_from:partition::INTEGER, EVENT_METADATA:replayed_from:offset::INTEGER, COUNT(*)
-    FROM {RAW_EVENTS_TABLE} WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:replayed_from IS NOT NULL
+    FROM RAW_EVENTS_STREAM WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:replayed_from IS NOT NULL
     GROUP BY 1, 2, 3 HAVING COUNT(*) > 1"""
 RAW_STOCK = "SELECT PRODUCT_ID, STOCK FROM V_CURRENT_STOCK_BY_PRODUCT"  # the query over RAW_EVENTS_STREAM
 MODEL = "INVENTORY_STATUS"
@@ -164,19 +164,22 @@ class AuditWarehouse(Warehouse):
             return {Origin(str(t), int(p), int(o)): int(n) for t, p, o, n in cur.fetchall()}
 
     def raw_stock(self) -> dict[str, int]:
-        return self._stock(RAW_STOCK)
+        with self.connection().cursor() as cur:
+            cur.execute(RAW_STOCK)
+            return _by_product(cur.fetchall())
 
     def model_stock(self) -> dict[str, int] | None:
         """INVENTORY_STATUS's stock, or None while the model does not exist."""
         try:
-            return self._stock(MODEL_STOCK)
+            with self.connection().cursor() as cur:
+                cur.execute(MODEL_STOCK)
+                return _by_product(cur.fetchall())
         except ProgrammingError:
             return None
 
-    def _stock(self, sql: str) -> dict[str, int]:
-        with self.connection().cursor() as cur:
-            cur.execute(sql)
-            return {str(product): int(stock) for product, stock in cur.fetchall()}
+
+def _by_product(rows: list) -> dict[str, int]:
+    return {str(product): int(stock) for product, stock in rows}
 
 
 async def audit_partitions(settings: Settings, warehouse: AuditWarehouse) -> list[PartitionAudit]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from caves_faust.dlq import DeadLetter
 
@@ -56,6 +56,15 @@ MARK_REPLAYED = f"""UPDATE {DLQ_EVENTS_TABLE} SET REPLAYED = TRUE, REPLAYED_AT =
           FROM TABLE(FLATTEN(input => PARSE_JSON(?)))) s
     WHERE {DLQ_EVENTS_TABLE}.SOURCE_TOPIC = s.T AND {DLQ_EVENTS_TABLE}.SOURCE_PARTITION = s.P
       AND {DLQ_EVENTS_TABLE}.SOURCE_OFFSET = s.O AND NOT {DLQ_EVENTS_TABLE}.REPLAYED"""
+
+
+def write(cur: Any, letters: list[str], replayed: str) -> None:
+    """Within the batch's transaction (`cur`): insert its letters (`letter_rows`), mark the letters it replays
+    (`replayed_sources`)."""
+    if letters:
+        cur.execute(INSERT_LETTERS, ("[" + ",".join(letters) + "]",))
+    if replayed:
+        cur.execute(MARK_REPLAYED, (replayed,))
 
 
 def letter_rows(letters: Iterable[DeadLetter]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import TypeVar
 from faust.types import Message
 
 from caves_faust.received import Received
-from caves_faust.warehouse import RAW_EVENTS_TABLE, Warehouse
+from caves_faust.warehouse import Warehouse
 
 TOPIC_HEADER = "caves_faust.dlq.topic"
 PARTITION_HEADER = "caves_faust.dlq.partition"
@@ -24,10 +24,10 @@ OFFSET_HEADER = "caves_faust.dlq.offset"
 SOURCE_HEADERS = ("caves_faust.source.topic", "caves_faust.source.partition", "caves_faust.source.offset")
 
 # Where the rows of replayed letters are: only the range of the letters' DLQ offsets at hand is read.
-STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:partition::INTEGER,
+STORED_COPIES = """SELECT EVENT_METADATA:replayed_from:partition::INTEGER,
            EVENT_METADATA:replayed_from:offset::INTEGER,
            EVENT_METADATA:partition::INTEGER, EVENT_METADATA:offset::INTEGER
-    FROM {RAW_EVENTS_TABLE}
+    FROM RAW_EVENTS_STREAM
     WHERE EVENT_METADATA:replayed_from:topic::VARCHAR = ?
       AND EVENT_METADATA:replayed_from:offset::INTEGER BETWEEN ? AND ?"""
 

@@ -265,10 +265,7 @@ class Warehouse:
             cur.execute("BEGIN")
             try:
                 self._advance(cur, topic, batch.high_waters)
-                if batch.letters:
-                    cur.execute(dlq_events.INSERT_LETTERS, (rows_json(batch.letters),))
-                if batch.replayed:
-                    cur.execute(dlq_events.MARK_REPLAYED, (batch.replayed,))
+                dlq_events.write(cur, batch.letters, batch.replayed)
                 if batch.rows:  # last: the crash tests' Snowflake proxy knows a row write by its INSERT before COMMIT
                     cur.execute(INSERT_BATCH, (rows_json(batch.rows),))
                 cur.execute("COMMIT")
