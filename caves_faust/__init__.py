@@ -4,7 +4,18 @@
 tables, web views, metrics and commands.
 """
 
-from caves_faust import commands, elt, elt_schedule, intake, probes, stock, views, web_metrics  # noqa: F401
+from caves_faust import (  # noqa: F401  (registration by import)
+    audit,
+    commands,
+    dlq_commands,
+    elt,
+    elt_schedule,
+    intake,
+    probes,
+    stock,
+    views,
+    web_metrics,
+)
 from caves_faust.app import app
 
 __all__ = ["app"]

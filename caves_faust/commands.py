@@ -1,4 +1,5 @@
-"""`faust -A caves_faust generate`: realistic sales events (and, on request, bad ones) onto the sales topic."""
+"""`faust -A caves_faust generate`: realistic sales events (and, on request, bad ones) onto the sales topic; the base
+of the commands that answer with an exit code."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import time
 from collections import Counter
 from itertools import islice
-from typing import Any, Awaitable
+from typing import Any, Awaitable, NoReturn
 
 import click
 from faust.cli import AppCommand, option
@@ -19,6 +20,14 @@ DEFAULT_RATE = 10.0  # events per second
 SEND_CHUNK = 1000  # deliveries awaited together: sends stay pipelined, memory stays bounded
 PROGRESS_SECONDS = 5.0  # at most one progress line this often
 PRODUCER_LINGER_SECONDS = 0.01
+
+
+class ExitCodeCommand(AppCommand):
+    """A command whose `run` returns the process's exit code. It runs without a Faust worker around it (that would
+    exit 0 whatever the command found): it uses Kafka and Snowflake clients of its own."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise SystemExit(asyncio.run(self.run(*self.args, *args, **{**self.kwargs, **kwargs})))
 
 
 class Tally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Sequence, Set
 
 from faust.types import TP, AppT, EventT, StreamT
@@ -20,6 +21,7 @@ from faust.types import TP, AppT, EventT, StreamT
 from caves_faust.app import app, dlq_topic, sales_topic, settings
 from caves_faust.dlq import DeadLetters
 from caves_faust.faust_patches import abandon
+from caves_faust.replays import stored_copies
 from caves_faust.retry import RetryPolicy, SinkStopped
 from caves_faust.sink import SnowflakeSink
 from caves_faust.stock import send_movements
@@ -28,14 +30,16 @@ from caves_faust.warehouse import Warehouse, describe, what_to_check
 
 log = logging.getLogger(__name__)
 
+warehouse = Warehouse(settings)
 sink = SnowflakeSink(
-    Warehouse(settings),
+    warehouse,
     DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap),
     settings.sales_topic,
     RetryPolicy(settings.sink_retry_max_seconds),
     stopping=lambda: app.should_stop,
     stale_lock_seconds=settings.sink_stale_lock_seconds,
     what_to_check=what_to_check(settings),
+    find_replayed=partial(stored_copies, warehouse),
 )
 
 

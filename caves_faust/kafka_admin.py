@@ -35,6 +35,13 @@ async def partition_count(bootstrap: str, topic: str) -> int:
     return len(described[0].get("partitions") or ()) if described else 0
 
 
+async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """partition -> the consumer group's committed offset on `topic` (partitions it never committed are absent)."""
+    async with _admin(bootstrap) as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     """Create the topics that do not exist yet."""
     async with _admin(bootstrap) as admin:

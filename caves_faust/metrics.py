@@ -80,6 +80,15 @@ elt_skipped_ticks = Counter("elt_skipped_ticks",
                             "Scheduled warehouse builds skipped: the previous one was still running")
 elt_interval = Gauge("elt_interval_seconds",
                      "ELT_INTERVAL_SECONDS: how often the leader builds the warehouse (0: never)")
+# What the last audit found (the leader's; the other workers show 0): see audit.py.
+audit_missing_offsets = Gauge(
+    "audit_missing_offsets", "Offsets below the committed offset stored neither as a row nor as a dead letter",
+)
+audit_doubled_offsets = Gauge("audit_doubled_offsets", "Offsets below the committed offset stored more than once")
+audit_stock_mismatches = Gauge(
+    "audit_stock_mismatch_products", "Products whose served stock differs from the warehouse's",
+)
+audit_last_run_timestamp = Gauge("audit_last_run_timestamp", "Unix time of the last audit this worker ran (0: none)")
 
 # The label values the sink records, exported at 0 from the start: a counter series that appears with its
 # first increment loses that increment in rate()/increase(), and panels would show "No data" instead of 0.

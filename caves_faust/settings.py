@@ -51,6 +51,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = _number(float, text)
+    if not value >= 0:
+        raise ValueError("must be a number, 0 or more")
+    return value
+
+
 def _port(text: str) -> int:
     value = _number(int, text)
     if not 0 < value < 65536:
@@ -73,13 +80,6 @@ def _choice(*allowed: str) -> Callable[[str], str]:
         return text
 
     return parse
-
-
-def _non_negative_float(text: str) -> float:
-    value = _number(float, text)
-    if not value >= 0:
-        raise ValueError("must be a number, 0 or more")
-    return value
 
 
 def _time_zone(text: str) -> str:
@@ -145,6 +145,8 @@ class Settings:
     # Warehouse layers (dbt, `elt`): the leader builds them this often (0: never); sales dates in this time zone.
     elt_interval_seconds: float = _setting("ELT_INTERVAL_SECONDS", "300", _non_negative_float)
     shop_timezone: str = _setting("SHOP_TIMEZONE", "Europe/Paris", _time_zone)
+    # How often the leader runs the audit (every offset stored exactly once, stock as in the warehouse); 0: never.
+    audit_interval_seconds: float = _setting("AUDIT_INTERVAL_SECONDS", "3600", _non_negative_float)
     # Local development stack (`make up`)
     devstack_dir: Path = _setting("DEVSTACK_DIR", ".devstack", lambda text: Path(text).resolve())
 

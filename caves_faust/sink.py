@@ -23,6 +23,8 @@ from faust.types import EventT
 
 from caves_faust import metrics
 from caves_faust.dlq import DeadLetter, DeadLetters
+from caves_faust.dlq_events import letter_rows, replayed_sources
+from caves_faust.replays import Copies, Origin, first_copies, for_stock, origins, replayed_letters
 from caves_faust.retry import Backoff, RetryPolicy, one_line
 from caves_faust.triage import Accepted, Classified
 from caves_faust.validation import InvalidEvent
@@ -61,7 +63,9 @@ class RowWriter(Protocol):
 class Stored:
     """What storing a batch did."""
 
-    stored: list[Accepted]  # the valid events now in the warehouse, replays of stored ones included
+    # The valid events now in the warehouse: Kafka's replays of stored ones included, the copies of a replayed
+    # dead letter other than the one stored not (they must not move the stock).
+    stored: list[Accepted]
     rows: int  # rows this store wrote
     skipped: int  # replays of stored rows
     rejected: int  # rows Snowflake refused, dead-lettered
@@ -73,6 +77,7 @@ class Stored:
 class _Written:
     rows: list[Accepted]
     seconds: float
+    replayed: Copies  # where the rows of the letters the batch replays are
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class SnowflakeSink:
     stopping: Callable[[], bool]
     stale_lock_seconds: float
     what_to_check: str  # where the tables are and what to check when Snowflake refuses to create or read them
+    # Where the rows of replayed dead letters are (blocking, like the writer's calls): see replays.py.
+    find_replayed: Callable[[set[Origin]], Copies]
     # partition -> highest offset stored in Snowflake (None: the partition has no row yet); absent: not read.
     _high_waters: dict[int, int | None] = field(default_factory=dict)
     _bootstrapped: bool = False
@@ -161,35 +168,48 @@ class SnowflakeSink:
     async def _write_rows(self, backoff: Backoff, batch: Classified) -> Stored:
         """Step 3: the rows above the marks committed with the marks' advance, refused rows dead-lettered."""
         refused: list[Accepted] = []
+        letters = list(batch.letters)
         while True:
             refused_ids = {id(a) for a in refused}
-            attempt = await self._attempt([a for a in batch.accepted if id(a) not in refused_ids], batch.events)
+            attempt = await self._attempt([a for a in batch.accepted if id(a) not in refused_ids], letters,
+                                          batch.events)
             if isinstance(attempt, _Written):
                 backoff.succeeded()
-                stored = [a for a in batch.accepted if id(a) not in refused_ids]
-                return Stored(stored, len(attempt.rows), len(stored) - len(attempt.rows), len(refused), 0,
+                kept = [a for a in batch.accepted if id(a) not in refused_ids]
+                stored = for_stock(kept, attempt.replayed)  # the copies of a replayed letter not stored left out
+                return Stored(stored, len(attempt.rows), len(kept) - len(attempt.rows), len(refused), 0,
                               attempt.seconds)
             if isinstance(attempt, _Fenced):
                 log.warning("sink: %s; re-reading high-water marks", attempt.error)
                 self.forget({e.message.partition for e in batch.events})
             elif isinstance(attempt, _Refused):
                 metrics.snowflake_failures.labels(reason="rejected").inc()
-                await self._deliver([DeadLetter(a.event, InvalidEvent("snowflake_rejected", one_line(attempt.error)))
-                                     for a in attempt.rows])
+                rejections = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", one_line(attempt.error)))
+                              for a in attempt.rows]
+                await self._deliver(rejections)
+                letters += rejections
                 refused.extend(attempt.rows)
             else:
                 await self._failed(backoff, attempt)
 
-    async def _attempt(self, accepted: list[Accepted], events: Sequence[EventT]) -> _Attempt:
-        """One transaction: the rows not stored yet and the marks' advance."""
+    async def _attempt(self, accepted: list[Accepted], letters: list[DeadLetter], events: Sequence[EventT]
+                       ) -> _Attempt:
+        """One transaction: the rows and dead letters (for DLQ_EVENTS) not stored yet and the marks' advance."""
         try:
             await self._read_marks({e.message.partition for e in events})
         except WAREHOUSE_ERRORS as exc:
             return self._diagnose(exc)
         fresh = [a for a in accepted if a.offset > _or_minus_one(self._high_waters[a.partition])]
-        batch = Batch([a.row() for a in fresh], self._moves(events))
+        try:
+            replayed = await asyncio.to_thread(self.find_replayed, origins(accepted))
+        except WAREHOUSE_ERRORS as exc:
+            return self._diagnose(exc)
+        fresh = first_copies(fresh, replayed)
+        new_letters = [d for d in letters if d.offset > _or_minus_one(self._high_waters[d.partition])]
+        batch = Batch([a.row() for a in fresh], self._moves(events), letter_rows(new_letters),
+                      replayed_sources(replayed_letters(fresh)))
         if not batch.high_waters:
-            return _Written(fresh, 0.0)
+            return _Written(fresh, 0.0, replayed)
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self.writer.write, self.topic, batch)
@@ -205,7 +225,7 @@ class SnowflakeSink:
             metrics.events_inserted.labels(event_type=event_type).inc(count)
         if len(accepted) > len(fresh):
             metrics.duplicates_skipped.labels(topic=self.topic).inc(len(accepted) - len(fresh))
-        return _Written(fresh, seconds)
+        return _Written(fresh, seconds, replayed)
 
     def _diagnose(self, exc: BaseException) -> _Failed:
         """Why a statement that is not a row write failed."""

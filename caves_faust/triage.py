@@ -14,6 +14,7 @@ from faust.types import EventT
 from caves_faust import metrics
 from caves_faust.dlq import DeadLetter
 from caves_faust.received import Received, encode_bytes
+from caves_faust.replays import replay_metadata
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
@@ -33,7 +34,8 @@ class Accepted(Received):
         message = self.event.message
         key, key_encoding = encode_bytes(message.key)
         return (f'{{"m":{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
-                f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"}},'
+                f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"'
+                f'{replay_metadata(message)}}},'
                 f'"c":{self.valid.text}}}')
 
 

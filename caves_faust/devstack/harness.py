@@ -22,13 +22,12 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import snowflake.connector
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from snowflake.connector import SnowflakeConnection
 
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
-from caves_faust.kafka_admin import create_topics, partition_count
+from caves_faust.kafka_admin import committed_offsets, create_topics, partition_count
 
 T = TypeVar("T")
 
@@ -171,7 +170,7 @@ class Pipeline:
 
     def committed(self) -> dict[int, int]:
         """partition -> committed offset of this pipeline's consumer group on the sales topic."""
-        return asyncio.run(_committed(self.stack.bootstrap, self.name, self.sales_topic))
+        return asyncio.run(committed_offsets(self.stack.bootstrap, self.name, self.sales_topic))
 
     def dead_letters(self) -> list[dict]:
         return [json.loads(r.value) for r in self.read_topic(self.dlq_topic)]
@@ -333,18 +332,8 @@ async def _read_all(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
-
-
 async def _group_lag(bootstrap: str, group: str, topic: str) -> int:
-    committed = await _committed(bootstrap, group, topic)
+    committed = await committed_offsets(bootstrap, group, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:

@@ -11,7 +11,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -27,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from caves_faust.devstack.harness import Pipeline, Worker, wait_until
 from caves_faust.devstack.process import free_port
+from tests.integration.server_binary import ServerBinary
 from tests.tools import unavailable
 
 pytestmark = pytest.mark.integration
@@ -49,12 +49,13 @@ PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right
 
 @dataclass
 class Prometheus:
-    """A real Prometheus scraping one worker every SCRAPE_SECONDS and evaluating prometheus/rules.yml."""
+    """A real Prometheus scraping one worker every SCRAPE_SECONDS and evaluating prometheus/rules.yml, sending its
+    alerts to `alertmanager` (host:port) when given."""
 
     home: Path
     target: str
+    alertmanager: str | None = None
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
     started_at: float = 0.0
 
     @property
@@ -65,40 +66,21 @@ class Prometheus:
         assert PROMETHEUS_BINARY is not None
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "prometheus.yml"
+        managers = [{"static_configs": [{"targets": [self.alertmanager]}]}] if self.alertmanager else []
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
             "rule_files": [str(RULES)],
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [self.target]}]}],
+            "alerting": {"alertmanagers": managers},
         }))
-        self._log = (self.home / "prometheus.log").open("wb")
         self.started_at = time.time()
-        self.process = subprocess.Popen(
-            [PROMETHEUS_BINARY, f"--config.file={config}", f"--storage.tsdb.path={self.home / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        wait_until(self._ready, PROMETHEUS_START_SECONDS, f"Prometheus on port {self.port} to be ready")
+        self.server = ServerBinary("Prometheus", self.home, self.port)
+        self.server.start([PROMETHEUS_BINARY, f"--config.file={config}", f"--storage.tsdb.path={self.home / 'data'}",
+                           f"--web.listen-address=127.0.0.1:{self.port}"], PROMETHEUS_START_SECONDS)
         return self
 
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            log = (self.home / "prometheus.log").read_text(errors="replace")[-3000:]
-            raise AssertionError(f"Prometheus exited with {self.process.returncode}:\n{log}")
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=5) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        self.server.stop()
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         """The decoded answer of /api/v1/<path>, errors included (they come with status "error")."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def environment(service: dict) -> dict:
 
 def test_the_whole_system_is_there(services):
     assert set(services) == {
-        "redpanda", "topics", "console", "worker", "generator", "prometheus", "grafana", "snowflake"
+        "redpanda", "topics", "console", "worker", "generator", "prometheus", "alertmanager", "grafana", "snowflake"
     }
 
 
@@ -124,6 +125,7 @@ def test_mounted_paths_exist_in_the_repo(services):
     }
     assert binds == {
         "/etc/prometheus": REPO / "prometheus",
+        "/etc/alertmanager": REPO / "alertmanager",
         "/etc/grafana/provisioning": REPO / "grafana" / "provisioning",
         "/var/lib/grafana/dashboards": REPO / "grafana" / "dashboards",
     }
@@ -146,3 +148,12 @@ def test_services_start_in_order(services):
     assert services["generator"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert services["worker"]["depends_on"]["snowflake"] == {"condition": "service_healthy", "required": False}
     assert services["snowflake"]["profiles"] == ["embedded-snowflake"]
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_service(services):
+    targets = re.findall(r'^\s*- targets: \["(alertmanager:\d+)"\]', (REPO / "prometheus/prometheus.yml").read_text(),
+                         re.MULTILINE)
+    published = [port["target"] for port in services["alertmanager"]["ports"]]
+    assert targets == [f"alertmanager:{port}" for port in published] and published
+    config = "--config.file=/etc/alertmanager/alertmanager.yml"
+    assert config in services["alertmanager"]["command"] and (REPO / "alertmanager/alertmanager.yml").is_file()

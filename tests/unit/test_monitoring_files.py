@@ -23,6 +23,13 @@ def test_promtool_accepts(check: str, path: str):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_amtool_accepts_the_alertmanager_config():
+    amtool = require_command("amtool", "Debian: apt-get install prometheus-alertmanager; .ci/run installs it")
+    result = subprocess.run([amtool, "check-config", str(REPO / "alertmanager/alertmanager.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_panel_queries_the_provisioned_datasource():
     datasources = (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text()
     provisioned = re.findall(r"^\s*uid:\s*(\S+)", datasources, re.MULTILINE)

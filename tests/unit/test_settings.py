@@ -13,6 +13,8 @@ def test_defaults_follow_the_contract():
     assert (settings.snowflake_host, settings.snowflake_port) == ("localhost", 8085)
     assert (settings.snowflake_database, settings.snowflake_schema) == ("WINE_SALES_DB", "RAW_DATA")
     assert settings.embedded_snowflake and settings.topic_partitions == 8
+    assert settings.audit_interval_seconds == 3600
+    assert load_settings({"AUDIT_INTERVAL_SECONDS": "0"}).audit_interval_seconds == 0  # never
 
 
 @pytest.mark.parametrize("name, value, why", [
@@ -24,6 +26,7 @@ def test_defaults_follow_the_contract():
     ("FAUST_STORE", "redis://", "rocksdb:// or memory://"),
     ("KAFKA_BROKER", " ", "host:port"),
     ("SINK_STALE_LOCK_SECONDS", "10", "at least twice SNOWFLAKE_TIMEOUT_SECONDS"),
+    ("AUDIT_INTERVAL_SECONDS", "-5", "a number >= 0"),
 ])
 def test_a_bad_value_stops_with_one_line_naming_the_setting(name, value, why):
     with pytest.raises(SettingsError) as caught:

@@ -1,0 +1,45 @@
+"""Replays recognised by the letter they name: only a letter's first copy is written, and only its stored copy moves
+the stock."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import cast
+
+from faust.types import EventT
+
+from caves_faust.dlq import Received
+from caves_faust.replays import Origin, first_copies, for_stock, origin_of, origins
+
+LETTER = Origin("sales_events_dlq", 3, 41)
+OTHER = Origin("sales_events_dlq", 3, 42)
+
+
+def received(partition: int, offset: int, origin: Origin | None = None) -> Received:
+    headers = origin.headers() if origin else []
+    message = SimpleNamespace(partition=partition, offset=offset, headers=headers)
+    return Received(cast(EventT, SimpleNamespace(message=message)))
+
+
+def test_the_headers_name_the_letter_and_nothing_else_is_a_replay():
+    assert origin_of(LETTER.headers()) == LETTER
+    assert origin_of(dict(LETTER.headers())) == LETTER
+    assert origin_of([("caves_faust.dlq.topic", b"t"), ("caves_faust.dlq.offset", b"x")]) is None
+    assert origin_of(None) is None and origin_of([]) is None
+    assert origins([received(0, 1), received(0, 2, LETTER)]) == {LETTER}
+
+
+def test_only_the_first_copy_of_a_letter_not_stored_yet_is_written():
+    batch = [received(3, 10), received(3, 11, LETTER), received(3, 12, LETTER), received(3, 13, OTHER)]
+    stored = {OTHER: (3, 5)}
+
+    written = first_copies(batch, stored)
+
+    assert [e.offset for e in written] == [10, 11]
+    assert stored == {OTHER: (3, 5), LETTER: (3, 11)}
+
+
+def test_only_the_stored_copy_moves_the_stock_when_read_again():
+    # After a crash the batch comes again, below the high-water mark: nothing is written, the stock sees it again.
+    batch = [received(3, 10), received(3, 11, LETTER), received(3, 12, LETTER), received(3, 13, OTHER)]
+    assert [e.offset for e in for_stock(batch, {LETTER: (3, 11), OTHER: (3, 5)})] == [10, 11]
