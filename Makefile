@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up down status demo test bench clean
+.PHONY: install up down status demo test bench clean dashboard screenshots
 
 install: $(STAMP)
 
@@ -29,6 +29,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+dashboard: install
+	$(PY) -m caves_faust.dashboard
+
+# The README's pictures of the dashboard, taken by its browser test on a corpus of its own.
+screenshots: install
+	DASHBOARD_SCREENSHOTS=docs/dashboard $(PY) -m pytest -q tests/integration/test_dashboard_browser.py
 
 bench: install
 	$(PY) -m benchmarks

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
@@ -80,6 +81,14 @@ def _store_url(text: str) -> str:
     return text
 
 
+def _time_zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError("must be an IANA time zone, e.g. Europe/Paris") from None
+    return text
+
+
 def _setting(env: str, default: str | None, parse: Callable[[str], T] = str) -> T:  # type: ignore[assignment]
     return field(default=None, metadata={"env": env, "default": default, "parse": parse})  # type: ignore[return-value]
 
@@ -123,6 +132,13 @@ class Settings:
     snowflake_host: str = _setting("SNOWFLAKE_HOST", "localhost")
     snowflake_port: int = _setting("SNOWFLAKE_PORT", "8085", _port)
     snowflake_protocol: str = _setting("SNOWFLAKE_PROTOCOL", "http", _choice("http", "https"))
+    # The business dashboard (`make dashboard`): loopback unless opened on purpose.
+    dashboard_port: int = _setting("DASHBOARD_PORT", "8501", _port)
+    dashboard_bind: str = _setting("DASHBOARD_BIND", "127.0.0.1")
+    # How long a page may show a figure already read: page views within it do not query (nor resume) Snowflake.
+    dashboard_cache_seconds: float = _setting("DASHBOARD_CACHE_SECONDS", "60", _positive_float)
+    dashboard_low_stock_bottles: int = _setting("DASHBOARD_LOW_STOCK_BOTTLES", "12", _positive_int)
+    shop_timezone: str = _setting("SHOP_TIMEZONE", "Europe/Paris", _time_zone)
     # Local development stack (`make up`)
     devstack_dir: Path = _setting("DEVSTACK_DIR", ".devstack", lambda text: Path(text).resolve())
 

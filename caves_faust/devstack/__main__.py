@@ -40,17 +40,19 @@ def status(settings: Settings) -> None:
 
 
 def demo(settings: Settings) -> None:
-    """The whole product in the foreground: stack, worker, generator. Ctrl-C stops what this started."""
+    """The whole product in the foreground: stack, worker, generator, dashboard. Ctrl-C stops what this started."""
     started = up(settings)
     faust = [sys.executable, "-m", "caves_faust"]
     children = [
         subprocess.Popen([*faust, "worker", "-l", "info"]),
         subprocess.Popen([*faust, "generate", "--rate", "20", "--invalid-ratio", "0.02"]),
+        subprocess.Popen([sys.executable, "-m", "caves_faust.dashboard"], stdout=subprocess.DEVNULL),
     ]
     web = f"http://localhost:{settings.web_port}"
     print(
         f"\ncaves_faust demo running:\n  worker UI  {web}/\n  stock      {web}/stock/\n"
-        f"  tables     {web}/table/\n  metrics    {web}/metrics\nCtrl-C stops everything this started.\n",
+        f"  tables     {web}/table/\n  metrics    {web}/metrics\n"
+        f"  dashboard  http://localhost:{settings.dashboard_port}/\nCtrl-C stops everything this started.\n",
         flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

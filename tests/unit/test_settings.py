@@ -13,6 +13,8 @@ def test_defaults_follow_the_contract():
     assert (settings.snowflake_host, settings.snowflake_port) == ("localhost", 8085)
     assert (settings.snowflake_database, settings.snowflake_schema) == ("WINE_SALES_DB", "RAW_DATA")
     assert settings.embedded_snowflake and settings.topic_partitions == 8
+    assert (settings.dashboard_port, settings.dashboard_bind) == (8501, "127.0.0.1")
+    assert settings.shop_timezone == "Europe/Paris"
 
 
 @pytest.mark.parametrize("name, value, why", [
@@ -23,6 +25,8 @@ def test_defaults_follow_the_contract():
     ("SNOWFLAKE_PROTOCOL", "ftp", "one of http, https"),
     ("FAUST_STORE", "redis://", "rocksdb:// or memory://"),
     ("KAFKA_BROKER", " ", "host:port"),
+    ("SHOP_TIMEZONE", "Paris", "IANA time zone"),
+    ("DASHBOARD_LOW_STOCK_BOTTLES", "few", "must be an integer"),
 ])
 def test_a_bad_value_stops_with_one_line_naming_the_setting(name, value, why):
     with pytest.raises(SettingsError) as caught:

@@ -1,0 +1,50 @@
+"""What the dashboard reads from the worker: the live stock of `/stock/` and `/stock/{product_id}/`.
+
+Cached like the warehouse reads, for the same short time. An unreachable worker, or one whose tables are
+recovering (503), is a reason shown on the page, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Any
+
+import streamlit as st
+
+from caves_faust.dashboard.config import settings, worker_url
+from caves_faust.dashboard.prod import Unavailable
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 5
+
+
+@st.cache_data(ttl=settings().dashboard_cache_seconds, show_spinner=False)
+def _get(path: str) -> Any:
+    url = worker_url() + path
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        log.warning("dashboard: worker answered %s for %s", exc.code, path)
+        raise Unavailable(f"Le worker ({worker_url()}) répond {exc.code} : ses tables se reconstruisent, "
+                          "réessayez dans un instant.") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.warning("dashboard: worker unreachable for %s: %s", path, type(exc).__name__)
+        raise Unavailable(f"Le worker ne répond pas ({worker_url()}) : le stock en direct n'est pas disponible. "
+                          "Est-il démarré (`make demo`, ou `faust -A caves_faust worker`) ?") from None
+
+
+def stock() -> dict[int, int]:
+    """Bottles on hand per product id, as the worker counts them now."""
+    return {int(item["product_id"]): int(item["stock"]) for item in _get("/stock/")["products"]}
+
+
+def product(product_id: int) -> dict[str, Any] | None:
+    """One product's live stock and current window, or None when the worker has never seen it."""
+    return _get(f"/stock/{product_id}/")

@@ -1,0 +1,57 @@
+"""Freshness: how current the figures are: when the warehouse models last ran, the worker's last commit to
+Snowflake, and the dead letters (events refused) by error type."""
+
+from datetime import datetime, timezone
+
+import altair as alt
+import streamlit as st
+
+from caves_faust.dashboard import french, reads, ui
+from caves_faust.dashboard.config import settings, shop_zone
+
+st.title("Fraîcheur des données")
+now = datetime.now(timezone.utc)
+
+
+def age(moment: datetime) -> str:
+    """How long ago, in words."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    minutes = max(0, int((now - moment).total_seconds() // 60))
+    if minutes < 1:
+        return "à l'instant"
+    if minutes < 120:
+        return f"il y a {minutes} min"
+    return f"il y a {french.number(minutes / 60, 1)} h"
+
+
+with ui.section("Modèles de l'entrepôt"):
+    built = reads.models_built()
+    if built.empty or built["BUILT_AT"].isna().all():
+        ui.nothing_yet("Les modèles de l'entrepôt n'ont pas encore tourné.")
+    else:
+        last = built["BUILT_AT"].max()
+        ui.fact(st, "Dernier passage de l'ELT", french.moment(last, shop_zone()), age(last))
+
+with ui.section("Dernière écriture du worker dans Snowflake"):
+    commit = reads.last_commit().iloc[0]
+    if commit["LAST_COMMIT"] is None:
+        ui.nothing_yet("Le worker n'a encore écrit aucun événement dans Snowflake.")
+    else:
+        when, events = st.columns(2)
+        ui.fact(when, "Dernier commit", french.moment(commit["LAST_COMMIT"], shop_zone()), age(commit["LAST_COMMIT"]))
+        events.metric("Événements dans Snowflake", french.number(commit["EVENTS"]))
+        every = french.number(settings().dashboard_cache_seconds)
+        st.caption(f"Les pages relisent l'entrepôt au plus toutes les {every} s.")
+
+with ui.section("Lettres mortes par type d'erreur"):
+    letters = reads.dead_letters()
+    if letters.empty:
+        ui.nothing_yet("Aucune lettre morte : tous les événements reçus étaient valides.")
+    else:
+        st.metric("Lettres mortes", french.number(letters["LETTERS"].sum()))
+        ui.chart(alt.Chart(letters).mark_bar().encode(
+            x=alt.X("LETTERS:Q", axis=ui.number_axis("Lettres mortes")),
+            y=alt.Y("ERROR_TYPE:N", title="Type d'erreur", sort="-x"),
+            tooltip=[alt.Tooltip("ERROR_TYPE:N", title="Type d'erreur"), alt.Tooltip("LETTERS:Q", title="Nombre")],
+        ))
