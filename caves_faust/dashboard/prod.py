@@ -32,8 +32,8 @@ class Unavailable(Exception):
     """Why a figure cannot be shown, in words for the shop's staff."""
 
 
-class NotBuilt(Unavailable):
-    """A model the page reads is not in the warehouse yet: the ELT has not run."""
+NOT_BUILT = ("Les tables d'analyse ne sont pas encore construites : l'ELT n'a pas encore tourné "
+             "(`faust -A caves_faust elt`, ou le worker leader toutes les ELT_INTERVAL_SECONDS).")
 
 
 class Snowflake:
@@ -44,7 +44,7 @@ class Snowflake:
         self.connection: SnowflakeConnection | None = None
         self.failed_at = float("-inf")
 
-    def select(self, sql: str, params: tuple) -> pd.DataFrame:
+    def select(self, sql: str, params: tuple, missing: str) -> pd.DataFrame:
         down = Unavailable(f"Snowflake ne répond pas ({describe(settings())}) : réessayez dans un instant.")
         with self.lock:
             if time.monotonic() - self.failed_at < RETRY_SECONDS:
@@ -59,10 +59,7 @@ class Snowflake:
                     rows: list[Any] = cur.fetchall()
             except WAREHOUSE_ERRORS as exc:
                 if getattr(exc, "errno", None) == TABLE_MISSING:
-                    raise NotBuilt(
-                        "Les tables d'analyse ne sont pas encore construites : l'ELT n'a pas encore tourné "
-                        "(`faust -A caves_faust elt`, ou le worker leader toutes les ELT_INTERVAL_SECONDS)."
-                    ) from None
+                    raise Unavailable(missing) from None
                 self.failed_at, self.connection = time.monotonic(), None
                 log.warning("dashboard: Snowflake read failed (%s), next try in %.0fs", type(exc).__name__,
                             RETRY_SECONDS)
@@ -76,8 +73,9 @@ def _snowflake() -> Snowflake:
 
 
 @st.cache_data(ttl=settings().dashboard_cache_seconds, show_spinner=False)
-def read(sql: str, params: tuple = ()) -> pd.DataFrame:
-    """The rows of one SELECT, columns named as Snowflake names them (upper case)."""
+def read(sql: str, params: tuple = (), missing: str = NOT_BUILT) -> pd.DataFrame:
+    """The rows of one SELECT, columns named as Snowflake names them (upper case); `missing` says why when a
+    table it reads does not exist."""
     if not sql.lstrip().upper().startswith("SELECT"):
         raise ValueError("the dashboard only reads")
-    return _snowflake().select(sql, params)
+    return _snowflake().select(sql, params, missing)

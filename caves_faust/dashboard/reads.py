@@ -11,6 +11,8 @@ PROD = "PROD"
 STAGING = "STAGING"
 RAW = "RAW_DATA"
 LATEST_ORDERS = 15
+NOTHING_WRITTEN = "Le worker n'a encore rien écrit dans Snowflake : est-il démarré ?"
+NO_DEAD_LETTERS_TABLE = "Les lettres mortes ne sont pas encore copiées dans Snowflake (table DLQ_EVENTS)."
 
 
 def daily_sales() -> pd.DataFrame:
@@ -54,11 +56,13 @@ def daily_adjustments() -> pd.DataFrame:
 
 
 def last_commit() -> pd.DataFrame:
-    return read(f"SELECT MAX(INGESTION_TIME) AS LAST_COMMIT, COUNT(*) AS EVENTS FROM {RAW}.RAW_EVENTS_STREAM")
+    return read(f"SELECT MAX(INGESTION_TIME) AS LAST_COMMIT, COUNT(*) AS EVENTS FROM {RAW}.RAW_EVENTS_STREAM",
+                missing=NOTHING_WRITTEN)
 
 
 def dead_letters() -> pd.DataFrame:
-    return read(f"SELECT ERROR_TYPE, COUNT(*) AS LETTERS FROM {RAW}.DLQ_EVENTS GROUP BY ERROR_TYPE")
+    return read(f"SELECT ERROR_TYPE, COUNT(*) AS LETTERS FROM {RAW}.DLQ_EVENTS GROUP BY ERROR_TYPE",
+                missing=NO_DEAD_LETTERS_TABLE)
 
 
 def models_built() -> pd.DataFrame:

@@ -14,6 +14,10 @@ from streamlit.delta_generator import DeltaGenerator
 from caves_faust.dashboard import french
 from caves_faust.dashboard.prod import Unavailable
 
+NAME_LABEL_PIXELS = 360
+CHART_PIXELS = 300
+BAR_PIXELS = 32
+
 
 @contextmanager
 def section(title: str) -> Iterator[None]:
@@ -34,8 +38,13 @@ def nothing_yet(what: str) -> None:
     st.info(what, icon=":material/info:")
 
 
-def chart(figure: alt.Chart) -> None:
-    st.altair_chart(figure.properties(height=300), width="stretch")
+def chart(figure: alt.Chart, height: int = CHART_PIXELS) -> None:
+    st.altair_chart(figure.properties(height=height), width="stretch")
+
+
+def bars_height(bars: int) -> int:
+    """A chart's height for this many named bars, one label each."""
+    return max(CHART_PIXELS // 2, BAR_PIXELS * bars)
 
 
 def euros_axis(title: str) -> alt.Axis:
@@ -44,6 +53,16 @@ def euros_axis(title: str) -> alt.Axis:
 
 def number_axis(title: str) -> alt.Axis:
     return alt.Axis(title=title, labelExpr=french.NUMBER_AXIS)
+
+
+def count_axis(title: str) -> alt.Axis:
+    """For things counted one by one: whole ticks only."""
+    return alt.Axis(title=title, labelExpr=french.NUMBER_AXIS, tickMinStep=1)
+
+
+def names_axis(title: str | None = None) -> alt.Axis:
+    """For bars named by a product: long enough labels to tell one wine from another."""
+    return alt.Axis(title=title, labelLimit=NAME_LABEL_PIXELS)
 
 
 def day_axis(title: str = "") -> alt.Axis:

@@ -35,7 +35,7 @@ with ui.section(f"Top {TOP} clients"):
             x=alt.X("REVENUE:Q", axis=ui.euros_axis("Chiffre d'affaires")),
             y=alt.Y("Client:N", title=None, sort="-x"),
             tooltip=[alt.Tooltip("Client:N"), alt.Tooltip("CA:N"), alt.Tooltip("ORDERS:Q", title="Commandes")],
-        ))
+        ), ui.bars_height(TOP))
         zone = shop_zone()
         ui.table(pd.DataFrame({
             "Client": top["CUSTOMER_ID"], "Commandes": top["ORDERS"], "Chiffre d'affaires": top["CA"],
@@ -49,5 +49,5 @@ with ui.section("Chiffre d'affaires par client"):
         customers = customers.assign(REVENUE=customers["REVENUE"].astype(float))
         ui.chart(alt.Chart(customers).mark_bar().encode(
             x=alt.X("REVENUE:Q", bin=alt.Bin(maxbins=20), axis=ui.euros_axis("Chiffre d'affaires du client")),
-            y=alt.Y("count():Q", axis=ui.number_axis("Clients")),
+            y=alt.Y("count():Q", axis=ui.count_axis("Clients")),
         ))

@@ -51,7 +51,7 @@ with ui.section("Lettres mortes par type d'erreur"):
     else:
         st.metric("Lettres mortes", french.number(letters["LETTERS"].sum()))
         ui.chart(alt.Chart(letters).mark_bar().encode(
-            x=alt.X("LETTERS:Q", axis=ui.number_axis("Lettres mortes")),
-            y=alt.Y("ERROR_TYPE:N", title="Type d'erreur", sort="-x"),
+            x=alt.X("LETTERS:Q", axis=ui.count_axis("Lettres mortes")),
+            y=alt.Y("ERROR_TYPE:N", axis=ui.names_axis("Type d'erreur"), sort="-x"),
             tooltip=[alt.Tooltip("ERROR_TYPE:N", title="Type d'erreur"), alt.Tooltip("LETTERS:Q", title="Nombre")],
         ))

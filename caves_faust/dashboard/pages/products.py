@@ -23,25 +23,22 @@ with ui.section("Meilleures ventes"):
         best = products.sort_values(["REVENUE", "PRODUCT_ID"], ascending=[False, True]).iloc[0]
         most = products.sort_values(["UNITS_SOLD", "PRODUCT_ID"], ascending=[False, True]).iloc[0]
         first, second = st.columns(2)
-        ui.fact(first, "N°1 en chiffre d'affaires", best["PRODUCT_NAME"], french.euros(best["REVENUE"]))
-        ui.fact(second, "N°1 en bouteilles", most["PRODUCT_NAME"], f"{french.number(most['UNITS_SOLD'])} bouteilles")
+        ui.fact(first, "N°1 en chiffre d'affaires", french.euros(best["REVENUE"]), best["PRODUCT_NAME"])
+        ui.fact(second, "N°1 en bouteilles", f"{french.number(most['UNITS_SOLD'])} bouteilles", most["PRODUCT_NAME"])
         products["CA"] = products["REVENUE"].map(french.euros)
-        by_revenue, by_units = st.columns(2)
-        with by_revenue:
-            ui.chart(alt.Chart(products.nlargest(TOP, "REVENUE")).mark_bar().encode(
-                x=alt.X("REVENUE:Q", axis=ui.euros_axis("Chiffre d'affaires")),
-                y=alt.Y("PRODUCT_NAME:N", title=None, sort="-x"),
-                color=alt.Color("CATEGORY:N", title="Catégorie"),
-                tooltip=[alt.Tooltip("PRODUCT_NAME:N", title="Produit"), alt.Tooltip("CA:N")],
-            ).properties(title=f"Top {TOP} en chiffre d'affaires"))
-        with by_units:
-            ui.chart(alt.Chart(products.nlargest(TOP, "UNITS_SOLD")).mark_bar().encode(
-                x=alt.X("UNITS_SOLD:Q", axis=ui.number_axis("Bouteilles vendues")),
-                y=alt.Y("PRODUCT_NAME:N", title=None, sort="-x"),
-                color=alt.Color("CATEGORY:N", title="Catégorie"),
-                tooltip=[alt.Tooltip("PRODUCT_NAME:N", title="Produit"),
-                         alt.Tooltip("UNITS_SOLD:Q", title="Bouteilles")],
-            ).properties(title=f"Top {TOP} en bouteilles"))
+        ui.chart(alt.Chart(products.nlargest(TOP, "REVENUE")).mark_bar().encode(
+            x=alt.X("REVENUE:Q", axis=ui.euros_axis("Chiffre d'affaires")),
+            y=alt.Y("PRODUCT_NAME:N", axis=ui.names_axis(), sort="-x"),
+            color=alt.Color("CATEGORY:N", title="Catégorie"),
+            tooltip=[alt.Tooltip("PRODUCT_NAME:N", title="Produit"), alt.Tooltip("CA:N")],
+        ).properties(title=f"Top {TOP} en chiffre d'affaires"), ui.bars_height(TOP))
+        ui.chart(alt.Chart(products.nlargest(TOP, "UNITS_SOLD")).mark_bar().encode(
+            x=alt.X("UNITS_SOLD:Q", axis=ui.number_axis("Bouteilles vendues")),
+            y=alt.Y("PRODUCT_NAME:N", axis=ui.names_axis(), sort="-x"),
+            color=alt.Color("CATEGORY:N", title="Catégorie"),
+            tooltip=[alt.Tooltip("PRODUCT_NAME:N", title="Produit"),
+                     alt.Tooltip("UNITS_SOLD:Q", title="Bouteilles")],
+        ).properties(title=f"Top {TOP} en bouteilles"), ui.bars_height(TOP))
 
 with ui.section("Un produit"):
     products = reads.product_performance().sort_values("REVENUE", ascending=False)
@@ -69,9 +66,9 @@ with ui.section("Un produit"):
                 window = now["window"]
                 stock, units, revenue, adjusted = st.columns(4)
                 stock.metric("Stock en direct", f"{french.number(now['stock'])} bouteilles")
-                units.metric("Vendu, fenêtre en cours", french.number(window["units_sold"]))
-                revenue.metric("Chiffre d'affaires, fenêtre en cours", french.euros(window["revenue"]))
-                adjusted.metric("Ajustements, fenêtre en cours", french.number(window["net_adjustment"]))
+                units.metric("Vendues (fenêtre)", french.number(window["units_sold"]))
+                revenue.metric("CA (fenêtre)", french.euros(window["revenue"]))
+                adjusted.metric("Ajustements (fenêtre)", french.number(window["net_adjustment"]))
                 start, end = (french.moment(datetime.fromisoformat(window[k]), shop_zone()) for k in ("start", "end"))
                 orders = french.number(window["order_count"])
                 st.caption(f"Fenêtre en cours : du {start} au {end}, {orders} commande(s).")

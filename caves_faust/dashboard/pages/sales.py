@@ -62,7 +62,7 @@ with ui.section("Chiffre d'affaires par catégorie"):
             y=alt.Y("CATEGORY:N", title=None, sort="-x"),
             color=alt.Color("CATEGORY:N", legend=None),
             tooltip=[alt.Tooltip("CATEGORY:N", title="Catégorie"), alt.Tooltip("CA:N")],
-        ))
+        ), ui.bars_height(len(categories)))
 
 with ui.section("Dernières commandes"):
     orders = reads.latest_orders()
