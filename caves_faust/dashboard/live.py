@@ -1,7 +1,8 @@
 """What the dashboard reads from the worker: the live stock of `/stock/` and `/stock/{product_id}/`.
 
-Cached like the warehouse reads, for the same short time. An unreachable worker, or one whose tables are
-recovering (503), is a reason shown on the page, never an exception.
+Cached like the warehouse reads, for the same short time, and paused in the same way after a failure
+(`pause.py`). An unreachable worker, or one whose tables are recovering (503), is a reason shown on the page,
+never an exception.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import streamlit as st
 
 from caves_faust.dashboard.config import settings, worker_url
+from caves_faust.dashboard.pause import Pause
 from caves_faust.dashboard.prod import Unavailable
 
 log = logging.getLogger(__name__)
@@ -22,8 +24,14 @@ log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5
 
 
+@st.cache_resource(show_spinner=False)
+def _pause() -> Pause:
+    return Pause()
+
+
 @st.cache_data(ttl=settings().dashboard_cache_seconds, show_spinner=False)
 def _get(path: str) -> Any:
+    _pause().check()
     url = worker_url() + path
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
@@ -32,17 +40,19 @@ def _get(path: str) -> Any:
         if exc.code == 404:
             return None
         log.warning("dashboard: worker answered %s for %s", exc.code, path)
-        raise Unavailable(f"Le worker ({worker_url()}) répond {exc.code} : ses tables se reconstruisent, "
-                          "réessayez dans un instant.") from None
+        raise _pause().failed(Unavailable(f"Le worker ({worker_url()}) répond {exc.code} : ses tables se "
+                                          "reconstruisent, réessayez dans un instant.")) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         log.warning("dashboard: worker unreachable for %s: %s", path, type(exc).__name__)
-        raise Unavailable(f"Le worker ne répond pas ({worker_url()}) : le stock en direct n'est pas disponible. "
-                          "Est-il démarré (`make demo`, ou `faust -A caves_faust worker`) ?") from None
+        raise _pause().failed(Unavailable(
+            f"Le worker ne répond pas ({worker_url()}) : le stock en direct n'est pas disponible. "
+            "Est-il démarré (`make demo`, ou `faust -A caves_faust worker`) ?")) from None
 
 
 def stock() -> dict[int, int]:
     """Bottles on hand per product id, as the worker counts them now."""
-    return {int(item["product_id"]): int(item["stock"]) for item in _get("/stock/")["products"]}
+    products = _get("/stock/")["products"]
+    return {int(item["product_id"]): int(item["stock"]) for item in products if str(item["product_id"]).isdigit()}
 
 
 def product(product_id: int) -> dict[str, Any] | None:

@@ -3,15 +3,13 @@
 Read-only by construction: `read` runs nothing but a SELECT. One connection per dashboard process, opened with
 the worker's settings through `warehouse.connect_kwargs` (one place to configure Snowflake), shared by every page
 view under a lock. A result is kept `DASHBOARD_CACHE_SECONDS`, so page views within that time neither query nor
-resume a warehouse. After a failure, reads give up at once for `RETRY_SECONDS`, so a page view with Snowflake
-down waits for one connection timeout, not one per figure; the page says why it has no figure.
+resume a warehouse. After a failure, reads pause (`pause.py`); the page says why it has no figure.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import pandas as pd
@@ -20,12 +18,12 @@ import streamlit as st
 from snowflake.connector import SnowflakeConnection
 
 from caves_faust.dashboard.config import settings
+from caves_faust.dashboard.pause import RETRY_SECONDS, Pause
 from caves_faust.warehouse import WAREHOUSE_ERRORS, connect_kwargs, describe
 
 log = logging.getLogger(__name__)
 
 TABLE_MISSING = 2003  # Snowflake's errno for "does not exist or not authorized"
-RETRY_SECONDS = 10.0
 
 
 class Unavailable(Exception):
@@ -42,13 +40,11 @@ class Snowflake:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.connection: SnowflakeConnection | None = None
-        self.failed_at = float("-inf")
+        self.pause = Pause()
 
     def select(self, sql: str, params: tuple, missing: str) -> pd.DataFrame:
-        down = Unavailable(f"Snowflake ne répond pas ({describe(settings())}) : réessayez dans un instant.")
         with self.lock:
-            if time.monotonic() - self.failed_at < RETRY_SECONDS:
-                raise down
+            self.pause.check()
             try:
                 if self.connection is None:
                     log.info("dashboard: connecting to Snowflake, %s", describe(settings()))
@@ -60,10 +56,11 @@ class Snowflake:
             except WAREHOUSE_ERRORS as exc:
                 if getattr(exc, "errno", None) == TABLE_MISSING:
                     raise Unavailable(missing) from None
-                self.failed_at, self.connection = time.monotonic(), None
+                self.connection = None
                 log.warning("dashboard: Snowflake read failed (%s), next try in %.0fs", type(exc).__name__,
                             RETRY_SECONDS)
-                raise down from None
+                raise self.pause.failed(Unavailable(
+                    f"Snowflake ne répond pas ({describe(settings())}) : réessayez dans un instant.")) from None
         return pd.DataFrame.from_records(rows, columns=names)
 
 

@@ -69,5 +69,16 @@ def day_axis(title: str = "") -> alt.Axis:
     return alt.Axis(title=title, labelExpr=french.DAY_AXIS, labelAngle=0)
 
 
+def per_day(frame: pd.DataFrame, day: str) -> pd.DataFrame:
+    """Rows per day made ready for a chart: the day as a date Vega reads, with its French label in "Jour" for the
+    tooltip, and the revenue, if any, as a number with its label in "CA"."""
+    frame = frame.assign(**{day: pd.to_datetime(frame[day])})
+    frame["Jour"] = frame[day].dt.date.map(french.day)
+    if "REVENUE" in frame:
+        frame["REVENUE"] = frame["REVENUE"].astype(float)
+        frame["CA"] = frame["REVENUE"].map(french.euros)
+    return frame
+
+
 def table(frame: pd.DataFrame) -> None:
     st.dataframe(frame, hide_index=True, width="stretch")

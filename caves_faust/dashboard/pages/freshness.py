@@ -1,5 +1,5 @@
-"""Freshness: how current the figures are: when the warehouse models last ran, the worker's last commit to
-Snowflake, and the dead letters (events refused) by error type."""
+"""Freshness: how current the figures are: up to when the warehouse models hold the events (and how many arrived
+since), the worker's last commit to Snowflake, and the dead letters (events refused) by error type."""
 
 from datetime import datetime, timezone
 
@@ -26,15 +26,18 @@ def age(moment: datetime) -> str:
 
 
 with ui.section("Modèles de l'entrepôt"):
-    built = reads.models_built()
-    if built.empty or built["BUILT_AT"].isna().all():
-        ui.nothing_yet("Les modèles de l'entrepôt n'ont pas encore tourné.")
+    held = reads.models_hold_until().iloc[0]["HELD_UNTIL"]
+    if held is None:
+        ui.nothing_yet("Les modèles de l'entrepôt ont tourné sur des données sans aucun événement.")
     else:
-        last = built["BUILT_AT"].max()
-        ui.fact(st, "Dernier passage de l'ELT", french.moment(last, shop_zone()), age(last))
+        until, waiting = st.columns(2)
+        ui.fact(until, "Les modèles contiennent les événements reçus jusqu'au", french.moment(held, shop_zone()),
+                age(held))
+        waiting.metric("Événements reçus depuis, en attente du prochain ELT",
+                       french.number(reads.stored(since=held).iloc[0]["EVENTS"]))
 
 with ui.section("Dernière écriture du worker dans Snowflake"):
-    commit = reads.last_commit().iloc[0]
+    commit = reads.stored().iloc[0]
     if commit["LAST_COMMIT"] is None:
         ui.nothing_yet("Le worker n'a encore écrit aucun événement dans Snowflake.")
     else:

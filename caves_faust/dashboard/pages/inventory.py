@@ -1,41 +1,34 @@
 """Stock: bottles on hand per product, live from the worker, with days of cover; the products running low; spoilage
 and corrections over time."""
 
-from datetime import datetime, timedelta
-
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from caves_faust.dashboard import french, live, reads, ui
-from caves_faust.dashboard.config import settings, shop_zone
+from caves_faust.dashboard.config import settings
 from caves_faust.dashboard.prod import Unavailable
 
-COVER_DAYS = 30  # days of cover = stock / bottles sold per day over this many days
+PACE_DAYS = 7  # days of cover = stock / bottles sold per day over the last 7 days (INVENTORY_STATUS' pace)
 LOW = settings().dashboard_low_stock_bottles
 
 st.title("Stock")
-today = datetime.now(shop_zone()).date()
 
 
 def on_hand() -> tuple[pd.DataFrame, str | None]:
-    """Stock per product: live from the worker, else the warehouse's as of the last ELT run, with the reason."""
+    """Stock per product with its days of cover: live from the worker, else the warehouse's as of the last ELT
+    run, with the reason."""
+    warehouse = reads.inventory_status().astype({"PRODUCT_ID": int, "STOCK": int})
     try:
         stock = pd.DataFrame(list(live.stock().items()), columns=["PRODUCT_ID", "STOCK"])
         not_live = None
     except Unavailable as reason:
-        stock = reads.inventory_status()[["PRODUCT_ID", "STOCK"]]
+        stock = warehouse[["PRODUCT_ID", "STOCK"]]
         not_live = f"{reason} Stock affiché : celui de l'entrepôt, au dernier passage de l'ELT."
-    stock = stock.astype({"PRODUCT_ID": int, "STOCK": int})
-    names = reads.product_performance()[["PRODUCT_ID", "PRODUCT_NAME"]].astype({"PRODUCT_ID": int})
-    sales = reads.product_daily_sales()
-    recent = sales[pd.to_datetime(sales["SALES_DATE"]).dt.date > today - timedelta(days=COVER_DAYS)]
-    per_day = (recent.groupby("PRODUCT_ID")["UNITS"].sum().astype(float) / COVER_DAYS).rename("PER_DAY")
-    per_day.index = per_day.index.astype(int)
-    stock = stock.merge(names, on="PRODUCT_ID", how="left").merge(per_day, left_on="PRODUCT_ID", right_index=True,
-                                                                  how="left")
+    stock = stock.merge(warehouse.drop(columns="STOCK"), on="PRODUCT_ID", how="left")
     stock["PRODUCT_NAME"] = stock["PRODUCT_NAME"].fillna("Produit " + stock["PRODUCT_ID"].astype(str))
-    stock["COVER"] = stock["STOCK"] / stock["PER_DAY"]
+    per_day = stock["UNITS_SOLD_LAST_7_DAYS"].astype(float) / PACE_DAYS
+    stock["COVER"] = (stock["STOCK"] / per_day).where(per_day > 0)
     return stock.sort_values("PRODUCT_ID"), not_live
 
 
@@ -65,8 +58,7 @@ with ui.section("Stock par produit"):
         )
         threshold = alt.Chart(pd.DataFrame({"LOW": [LOW]})).mark_rule(strokeDash=[4, 4]).encode(y="LOW:Q")
         ui.chart(bars + threshold)
-        st.caption(f"Couverture : jours de vente que le stock assure au rythme des {COVER_DAYS} "
-                   "derniers jours.")
+        st.caption(f"Couverture : jours de vente que le stock assure au rythme des {PACE_DAYS} derniers jours.")
 
 with ui.section("Stock bas"):
     stock, _ = on_hand()
@@ -81,18 +73,17 @@ with ui.section("Stock bas"):
 
 with ui.section("Casse et corrections d'inventaire"):
     adjustments = reads.daily_adjustments()
-    adjustments = adjustments[adjustments["ADJUSTMENT_TYPE"].isin(["SPOILAGE", "CORRECTION"])].copy()
+    adjustments = adjustments[adjustments["MOVEMENT_TYPE"].isin(["SPOILAGE", "CORRECTION"])]
     if adjustments.empty:
         ui.nothing_yet("Aucune casse ni correction d'inventaire enregistrée.")
     else:
-        adjustments["ADJUSTMENT_DATE"] = pd.to_datetime(adjustments["ADJUSTMENT_DATE"])
-        adjustments["Type"] = adjustments["ADJUSTMENT_TYPE"].map({"SPOILAGE": "casse", "CORRECTION": "correction"})
-        adjustments["Jour"] = adjustments["ADJUSTMENT_DATE"].dt.date.map(french.day)
+        adjustments = ui.per_day(adjustments, "MOVED_ON")
+        adjustments["Type"] = adjustments["MOVEMENT_TYPE"].map({"SPOILAGE": "casse", "CORRECTION": "correction"})
         ui.chart(alt.Chart(adjustments).mark_bar().encode(
-            x=alt.X("yearmonthdate(ADJUSTMENT_DATE):T", axis=ui.day_axis()),
+            x=alt.X("yearmonthdate(MOVED_ON):T", axis=ui.day_axis()),
             y=alt.Y("BOTTLES:Q", axis=ui.number_axis("Bouteilles (+ trouvées, − perdues)")),
             color=alt.Color("Type:N", scale=alt.Scale(domain=["casse", "correction"], range=["#c0392b", "#2e86c1"])),
             xOffset="Type:N",
             tooltip=[alt.Tooltip("Jour:N"), alt.Tooltip("Type:N"), alt.Tooltip("BOTTLES:Q", title="Bouteilles"),
-                     alt.Tooltip("ADJUSTMENTS:Q", title="Mouvements")],
+                     alt.Tooltip("MOVEMENTS:Q", title="Mouvements")],
         ))

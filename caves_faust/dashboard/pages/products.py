@@ -4,7 +4,6 @@ figures of its current window from the worker."""
 from datetime import datetime
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from caves_faust.dashboard import french, live, reads, ui
@@ -48,11 +47,7 @@ with ui.section("Un produit"):
         names = dict(zip(products["PRODUCT_ID"].astype(int), products["PRODUCT_NAME"]))
         product_id = st.selectbox("Produit", list(names), format_func=lambda p: f"{p} · {names[p]}")
         sales = reads.product_daily_sales()
-        sales = sales[sales["PRODUCT_ID"].astype(int) == product_id].copy()
-        sales["SALES_DATE"] = pd.to_datetime(sales["SALES_DATE"])
-        sales["REVENUE"] = sales["REVENUE"].astype(float)
-        sales["CA"] = sales["REVENUE"].map(french.euros)
-        sales["Jour"] = sales["SALES_DATE"].dt.date.map(french.day)
+        sales = ui.per_day(sales[sales["PRODUCT_ID"].astype(int) == product_id], "SALES_DATE")
         ui.chart(alt.Chart(sales).mark_bar().encode(
             x=alt.X("yearmonthdate(SALES_DATE):T", axis=ui.day_axis()),
             y=alt.Y("REVENUE:Q", axis=ui.euros_axis("Chiffre d'affaires")),

@@ -34,14 +34,11 @@ with ui.section("Chiffres clés"):
 
 with ui.section(f"Chiffre d'affaires par jour et par canal, {CHART_DAYS} derniers jours"):
     daily = reads.daily_sales()
-    recent = daily[pd.to_datetime(daily["SALES_DATE"]).dt.date > today - timedelta(days=CHART_DAYS)].copy()
+    recent = daily[pd.to_datetime(daily["SALES_DATE"]).dt.date > today - timedelta(days=CHART_DAYS)]
     if recent.empty:
         ui.nothing_yet(f"Aucune vente ces {CHART_DAYS} derniers jours.")
     else:
-        recent["SALES_DATE"] = pd.to_datetime(recent["SALES_DATE"])
-        recent["REVENUE"] = recent["REVENUE"].astype(float)
-        recent["CA"] = recent["REVENUE"].map(french.euros)
-        recent["Jour"] = recent["SALES_DATE"].dt.date.map(french.day)
+        recent = ui.per_day(recent, "SALES_DATE")
         ui.chart(alt.Chart(recent).mark_bar().encode(
             x=alt.X("yearmonthdate(SALES_DATE):T", axis=ui.day_axis()),
             y=alt.Y("REVENUE:Q", axis=ui.euros_axis("Chiffre d'affaires"), stack=True),
@@ -75,6 +72,6 @@ with ui.section("Dernières commandes"):
             "Client": orders["CUSTOMER_ID"],
             "Produit": orders["PRODUCT_NAME"],
             "Bouteilles": orders["QUANTITY"],
-            "Montant": orders["TOTAL_PRICE"].astype(float).map(french.euros),
+            "Montant": orders["REVENUE"].astype(float).map(french.euros),
             "Canal": orders["SALES_CHANNEL"],
         }))
