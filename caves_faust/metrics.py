@@ -64,6 +64,15 @@ consumer_lag = Gauge(
     ["topic", "partition"],
 )
 stock_level = Gauge("product_stock_units", "Running stock per product (owned partitions)", ["product_id"])
+ELT_OUTCOMES = ("success", "failed", "error")  # failed: a model or a test failed; error: dbt could not run
+elt_runs = Counter("elt_runs", "Warehouse builds (dbt build) run by this worker, by outcome", ["outcome"])
+elt_duration = Histogram("elt_run_duration_seconds", "Time of a warehouse build",
+                         buckets=(5, 10, 20, 30, 60, 120, 300, 600, 1200))
+elt_last_success = Gauge("elt_last_success_timestamp_seconds",
+                         "Unix time of this worker's last successful warehouse build (0: none yet)")
+elt_failed_tests = Gauge("elt_failed_tests", "dbt data tests that failed in this worker's last warehouse build")
+elt_skipped_ticks = Counter("elt_skipped_ticks", "Scheduled warehouse builds skipped: the previous one was still running")
+elt_interval = Gauge("elt_interval_seconds", "ELT_INTERVAL_SECONDS: how often the leader builds the warehouse (0: never)")
 
 # The label values the sink records, exported at 0 from the start: a counter series that appears with its
 # first increment loses that increment in rate()/increase(), and panels would show "No data" instead of 0.
@@ -75,3 +84,5 @@ for _reason in ("outage", "dlq_write"):
     snowflake_retries.labels(reason=_reason)
 for _reason in ("outage", "rejected"):
     snowflake_failures.labels(reason=_reason)
+for _outcome in ELT_OUTCOMES:
+    elt_runs.labels(outcome=_outcome)

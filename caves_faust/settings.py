@@ -75,17 +75,24 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-def _store_url(text: str) -> str:
-    if not (text.startswith("rocksdb://") or text.startswith("memory://")):
-        raise ValueError("must be rocksdb:// or memory://")
-    return text
+def _non_negative_float(text: str) -> float:
+    value = _number(float, text)
+    if not value >= 0:
+        raise ValueError("must be a number, 0 or more")
+    return value
 
 
 def _time_zone(text: str) -> str:
     try:
         ZoneInfo(text)
     except (ValueError, ZoneInfoNotFoundError):
-        raise ValueError("must be an IANA time zone, e.g. Europe/Paris") from None
+        raise ValueError("must be an IANA time zone name, e.g. Europe/Paris") from None
+    return text
+
+
+def _store_url(text: str) -> str:
+    if not (text.startswith("rocksdb://") or text.startswith("memory://")):
+        raise ValueError("must be rocksdb:// or memory://")
     return text
 
 
@@ -132,13 +139,15 @@ class Settings:
     snowflake_host: str = _setting("SNOWFLAKE_HOST", "localhost")
     snowflake_port: int = _setting("SNOWFLAKE_PORT", "8085", _port)
     snowflake_protocol: str = _setting("SNOWFLAKE_PROTOCOL", "http", _choice("http", "https"))
+    # Warehouse layers (dbt, `elt`): the leader builds them this often (0: never); sales dates in this time zone.
+    elt_interval_seconds: float = _setting("ELT_INTERVAL_SECONDS", "300", _non_negative_float)
+    shop_timezone: str = _setting("SHOP_TIMEZONE", "Europe/Paris", _time_zone)
     # The business dashboard (`make dashboard`): loopback unless opened on purpose.
     dashboard_port: int = _setting("DASHBOARD_PORT", "8501", _port)
     dashboard_bind: str = _setting("DASHBOARD_BIND", "127.0.0.1")
     # How long a page may show a figure already read: page views within it do not query (nor resume) Snowflake.
     dashboard_cache_seconds: float = _setting("DASHBOARD_CACHE_SECONDS", "60", _positive_float)
     dashboard_low_stock_bottles: int = _setting("DASHBOARD_LOW_STOCK_BOTTLES", "12", _positive_int)
-    shop_timezone: str = _setting("SHOP_TIMEZONE", "Europe/Paris", _time_zone)
     # Local development stack (`make up`)
     devstack_dir: Path = _setting("DEVSTACK_DIR", ".devstack", lambda text: Path(text).resolve())
 

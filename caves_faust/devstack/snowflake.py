@@ -2,7 +2,8 @@
 
 The worker reaches it through `snowflake.connector.connect(host=..., port=..., protocol="http")`, the same
 code path as a real account. fakesnow's own `--server` mode keeps data in memory only; this entry point
-gives its shared instance a database directory so that data survives a restart.
+gives its shared instance a database directory so that data survives a restart, and rewrites the statements
+fakesnow would run unlike Snowflake (`snowflake_fidelity.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from caves_faust.devstack.process import ManagedProcess
+from caves_faust.devstack.snowflake_fidelity import FidelityLayer, session_token
 
 log = logging.getLogger("caves_faust.devstack.snowflake")
 
@@ -59,7 +61,7 @@ class DetachedTransactions:
 
     def watching(self, query_request: Callable) -> Callable:
         async def endpoint(request: Any) -> Any:
-            token = request.headers.get("Authorization", "")[17:-1]
+            token = session_token(request)
             verb = _first_word(await request.body(), request.headers.get("Content-Encoding"))
             self.busy[token] += 1
             try:
@@ -106,6 +108,7 @@ def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: fl
     # Every session shares one DuckDB instance whose databases are files under data_dir.
     fakesnow.server.shared_fs = FakeSnow(db_path=data_dir)
     detached = DetachedTransactions(fakesnow.server.sessions, detached_transaction_seconds)
+    fidelity = FidelityLayer(fakesnow.server.sessions)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -114,7 +117,7 @@ def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: fl
         watcher.cancel()
 
     routes = [
-        Route(route.path, detached.watching(route.endpoint), methods=route.methods)
+        Route(route.path, detached.watching(fidelity.wrapping(route.endpoint)), methods=route.methods)
         if route.path == "/queries/v1/query-request" else route
         for route in fakesnow.server.app.routes
     ]

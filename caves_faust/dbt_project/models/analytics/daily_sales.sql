@@ -1,0 +1,10 @@
+-- Per day (in the shop's time zone) and sales channel.
+SELECT
+    SALES_DATE,
+    SALES_CHANNEL,
+    COUNT(*) AS ORDERS,
+    SUM(QUANTITY)::INTEGER AS UNITS,
+    SUM(NET_REVENUE)::NUMBER(14, 2) AS REVENUE,
+    SUM(DISCOUNT_AMOUNT)::NUMBER(14, 2) AS DISCOUNT_AMOUNT
+FROM {{ ref('fct_order_lines') }}
+GROUP BY SALES_DATE, SALES_CHANNEL
