@@ -35,7 +35,7 @@ dashboard: install
 
 # The README's pictures of the dashboard, taken by its browser test on a corpus of its own.
 screenshots: install
-	DASHBOARD_SCREENSHOTS=docs/dashboard $(PY) -m pytest -q tests/integration/test_dashboard_browser.py
+	DASHBOARD_SCREENSHOTS=docs/dashboard $(PY) -m pytest -q tests/integration/test_dashboard.py -k chromium
 
 bench: install
 	$(PY) -m benchmarks

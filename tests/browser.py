@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import itertools
 import json
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from PIL import Image
 
 from tests.tools import require_command
 
@@ -26,6 +28,7 @@ FLAGS = (
     "--disable-sync", "--no-first-run", "--no-default-browser-check", "--remote-debugging-port=0",
 )
 START_SECONDS = 30
+SCREENSHOT_COLOURS = 128
 
 
 class Chromium:
@@ -148,15 +151,13 @@ class Page:
                 errors.append(f"{params['entry']['text']} ({params['entry'].get('url', '')})")
         return errors
 
-    async def screenshot(self, path: Path) -> None:
-        """The whole page, however long, as a PNG."""
-        height = await self.evaluate("document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight "
-                                     "?? document.body.scrollHeight")
-        width = self.browser.size[0]
-        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=int(height), deviceScaleFactor=1,
-                        mobile=False)
-        await self.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
-        shot = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
-        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=self.browser.size[1],
-                        deviceScaleFactor=1, mobile=False)
+    async def screenshot(self, path: Path, content: str = "body") -> None:
+        """What the window shows, down to the end of the `content` element (a CSS selector), as a PNG of at most
+        SCREENSHOT_COLOURS colours (a third of the bytes). Open the browser tall enough for the whole page: a page
+        resized for its picture redraws, and some of it (tables drawn on a canvas) would not be there yet."""
+        height = await self.evaluate(f"document.querySelector({json.dumps(content)}).scrollHeight")
+        clip = {"x": 0, "y": 0, "width": self.browser.size[0], "height": min(int(height), self.browser.size[1]),
+                "scale": 1}
+        shot = await self.send("Page.captureScreenshot", format="png", clip=clip)
+        image = Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB")
+        image.quantize(colors=SCREENSHOT_COLOURS, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)

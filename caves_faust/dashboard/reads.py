@@ -14,7 +14,7 @@ from caves_faust.dashboard.prod import read
 PROD = "PROD"
 STAGING = "STAGING"
 RAW = "RAW_DATA"
-LATEST_ORDERS = 15
+LATEST_ORDERS = 10
 NOTHING_WRITTEN = "Le worker n'a encore rien écrit dans Snowflake : est-il démarré ?"
 NO_DEAD_LETTERS_TABLE = "Les lettres mortes ne sont pas encore copiées dans Snowflake (table DLQ_EVENTS)."
 

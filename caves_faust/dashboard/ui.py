@@ -16,7 +16,8 @@ from caves_faust.dashboard.prod import Unavailable
 
 NAME_LABEL_PIXELS = 360
 CHART_PIXELS = 300
-BAR_PIXELS = 32
+BAR_PIXELS = 28
+AXIS_PIXELS = 80  # of a chart's height, for its horizontal axis and its title
 
 
 @contextmanager
@@ -39,12 +40,12 @@ def nothing_yet(what: str) -> None:
 
 
 def chart(figure: alt.Chart, height: int = CHART_PIXELS) -> None:
-    st.altair_chart(figure.properties(height=height), width="stretch")
+    st.altair_chart(figure, width="stretch", height=height)
 
 
 def bars_height(bars: int) -> int:
     """A chart's height for this many named bars, one label each."""
-    return max(CHART_PIXELS // 2, BAR_PIXELS * bars)
+    return AXIS_PIXELS + BAR_PIXELS * bars
 
 
 def euros_axis(title: str) -> alt.Axis:
@@ -62,7 +63,7 @@ def count_axis(title: str) -> alt.Axis:
 
 def names_axis(title: str | None = None) -> alt.Axis:
     """For bars named by a product: long enough labels to tell one wine from another."""
-    return alt.Axis(title=title, labelLimit=NAME_LABEL_PIXELS)
+    return alt.Axis(title=title, labelLimit=NAME_LABEL_PIXELS, labelOverlap=False)
 
 
 def day_axis(title: str = "") -> alt.Axis:
@@ -80,5 +81,7 @@ def per_day(frame: pd.DataFrame, day: str) -> pd.DataFrame:
     return frame
 
 
-def table(frame: pd.DataFrame) -> None:
-    st.dataframe(frame, hide_index=True, width="stretch")
+def table(frame: pd.DataFrame, shortened: tuple[str, ...] = ()) -> None:
+    """A table for reading; the `shortened` columns (long names) cut to leave room for the others."""
+    config = {name: st.column_config.TextColumn(width="medium") for name in shortened}
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config)

@@ -56,7 +56,7 @@ with ui.section("Chiffre d'affaires par catégorie"):
         categories["CA"] = categories["REVENUE"].map(french.euros)
         ui.chart(alt.Chart(categories).mark_bar().encode(
             x=alt.X("REVENUE:Q", axis=ui.euros_axis("Chiffre d'affaires")),
-            y=alt.Y("CATEGORY:N", title=None, sort="-x"),
+            y=alt.Y("CATEGORY:N", axis=ui.names_axis(), sort="-x"),
             color=alt.Color("CATEGORY:N", legend=None),
             tooltip=[alt.Tooltip("CATEGORY:N", title="Catégorie"), alt.Tooltip("CA:N")],
         ), ui.bars_height(len(categories)))
@@ -74,4 +74,4 @@ with ui.section("Dernières commandes"):
             "Bouteilles": orders["QUANTITY"],
             "Montant": orders["REVENUE"].astype(float).map(french.euros),
             "Canal": orders["SALES_CHANNEL"],
-        }))
+        }), shortened=("Produit",))
