@@ -161,7 +161,8 @@ class EventGenerator:
             event = self.event(mistake.event_type)
             return Message(_key(event), mistake.spoil(self.rng, event), INVALID, mistake.error_type)
         while True:  # an event the cellar does not allow is not made: draw another
-            event = self.event() if self.cellar.is_open else self.replenishment(self.cellar.next_delivery())
+            opening = None if self.cellar.is_open else self.cellar.next_delivery()  # stock the shop before it sells
+            event = self.event() if opening is None else self.replenishment(opening)
             product_id, change = _movement(event)
             if self.cellar.allows(product_id, change):
                 self.cellar.move(product_id, change)
