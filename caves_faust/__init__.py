@@ -5,6 +5,8 @@ tables, web views, metrics and commands.
 """
 
 from caves_faust.app import app
-from caves_faust import commands, elt, intake, probes, sink, stock, views, web_metrics  # noqa: F401  (registration by import)
+from caves_faust import (  # noqa: F401  (registration by import)
+    commands, elt, elt_schedule, intake, probes, sink, stock, views, web_metrics,
+)
 
 __all__ = ["app"]

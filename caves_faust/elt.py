@@ -27,8 +27,8 @@ from caves_faust.warehouse import describe
 PROJECT_DIR = Path(__file__).with_name("dbt_project")
 PROFILE = "caves_faust"  # the profile dbt_project.yml names
 TARGET = "worker"
-# Models built in parallel on a real account. The embedded Snowflake is one DuckDB database, where concurrent
-# transactions writing the same schema conflict: one at a time there.
+# Models built in parallel on a real account; on the embedded Snowflake (one DuckDB process, on the developer's
+# machine) one at a time.
 REAL_ACCOUNT_THREADS = 4
 PASSWORD_VARIABLE = "DBT_ENV_SECRET_SNOWFLAKE_PASSWORD"
 PASSPHRASE_VARIABLE = "DBT_ENV_SECRET_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"
@@ -137,15 +137,15 @@ async def build(settings: Settings) -> BuildResult:
             process.kill()
             await process.wait()
             raise
-        nodes = _nodes(Path(work, "target", "run_results.json"))
+        nodes = run_results(Path(work, "target", "run_results.json"))
     tail = "\n".join(output.decode(errors="replace").splitlines()[-OUTPUT_TAIL_LINES:])
     return BuildResult(process.returncode or 0, time.monotonic() - started, nodes, tail)
 
 
-def _nodes(run_results: Path) -> tuple[NodeResult, ...]:
+def run_results(path: Path) -> tuple[NodeResult, ...]:
     """The nodes of dbt's run_results.json (absent when dbt stopped before building anything)."""
     try:
-        results = json.loads(run_results.read_text())["results"]
+        results = json.loads(path.read_text())["results"]
     except (OSError, ValueError, KeyError):
         return ()
     return tuple(_node(result) for result in results)

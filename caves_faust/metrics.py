@@ -71,8 +71,10 @@ elt_duration = Histogram("elt_run_duration_seconds", "Time of a warehouse build"
 elt_last_success = Gauge("elt_last_success_timestamp_seconds",
                          "Unix time of this worker's last successful warehouse build (0: none yet)")
 elt_failed_tests = Gauge("elt_failed_tests", "dbt data tests that failed in this worker's last warehouse build")
-elt_skipped_ticks = Counter("elt_skipped_ticks", "Scheduled warehouse builds skipped: the previous one was still running")
-elt_interval = Gauge("elt_interval_seconds", "ELT_INTERVAL_SECONDS: how often the leader builds the warehouse (0: never)")
+elt_skipped_ticks = Counter("elt_skipped_ticks",
+                            "Scheduled warehouse builds skipped: the previous one was still running")
+elt_interval = Gauge("elt_interval_seconds",
+                     "ELT_INTERVAL_SECONDS: how often the leader builds the warehouse (0: never)")
 
 # The label values the sink records, exported at 0 from the start: a counter series that appears with its
 # first increment loses that increment in rate()/increase(), and panels would show "No data" instead of 0.

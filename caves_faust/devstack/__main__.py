@@ -49,10 +49,13 @@ def demo(settings: Settings) -> None:
         subprocess.Popen([sys.executable, "-m", "caves_faust.dashboard"], stdout=subprocess.DEVNULL),
     ]
     web = f"http://localhost:{settings.web_port}"
+    builds = (f"STAGING and PROD built shortly after start, then every {settings.elt_interval_seconds:g} s"
+              if settings.elt_interval_seconds else "not built (ELT_INTERVAL_SECONDS=0)")
     print(
         f"\ncaves_faust demo running:\n  worker UI  {web}/\n  stock      {web}/stock/\n"
         f"  tables     {web}/table/\n  metrics    {web}/metrics\n"
-        f"  dashboard  http://localhost:{settings.dashboard_port}/\nCtrl-C stops everything this started.\n",
+        f"  dashboard  http://localhost:{settings.dashboard_port}/\n"
+        f"  warehouse  {builds} (README: the warehouse layers)\nCtrl-C stops everything this started.\n",
         flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

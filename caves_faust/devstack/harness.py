@@ -128,6 +128,8 @@ class Pipeline:
             "SNOWFLAKE_DATABASE": self.database,
             "F_DATADIR": str(datadir),
             "PYTHONUNBUFFERED": "1",
+            # A warehouse build takes seconds of CPU: only the tests of the schedule ask for one.
+            "ELT_INTERVAL_SECONDS": "0",
             **self.extra_env,
         })
         return env
@@ -137,6 +139,13 @@ class Pipeline:
         datadir = self.home / f"worker{index}-data"
         env = {**self.env(port, datadir), **extra_env}
         return Worker(port, self.home / f"worker{index}.log", env)
+
+    def elt(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        """`faust -A caves_faust elt` on this pipeline's Snowflake database: exit code and output (text)."""
+        return subprocess.run(
+            [sys.executable, "-m", "caves_faust", "elt"], env=self.env(free_port(), self.home / "elt-data"),
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        )
 
     # --- Kafka ---
     def produce(self, values: Iterable[bytes | str | dict], keys: Iterable[bytes | None] | None = None) -> list[tuple[int, int]]:

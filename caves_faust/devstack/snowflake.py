@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import json
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -89,12 +90,16 @@ class DetachedTransactions:
                         await asyncio.to_thread(conn.rollback)
 
 
+# Comments before a statement's first word: dbt opens its transactions with "-- back compat ...\n begin".
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
+
+
 def _first_word(body: bytes, encoding: str | None) -> str:
     try:
         sql = json.loads(gzip.decompress(body) if encoding == "gzip" else body)["sqlText"]
     except (ValueError, KeyError, TypeError, OSError):
         return ""
-    words = sql.split(None, 1)
+    words = _LEADING_COMMENTS.sub("", sql).split(None, 1)
     return words[0].upper() if words else ""
 
 

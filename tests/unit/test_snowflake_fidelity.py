@@ -1,12 +1,15 @@
 """The embedded Snowflake's fidelity fixes: each statement as dbt sends it, refused by fakesnow alone, runs once
-rewritten, with Snowflake's outcome."""
+rewritten, with Snowflake's outcome; and dbt's transactions followed by the detached-transaction watcher."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import snowflake.connector
 from fakesnow.instance import FakeSnow
 
+from caves_faust.devstack.snowflake import _first_word
 from caves_faust.devstack.snowflake_fidelity import Fidelity
 
 # What dbt-snowflake sends for an incremental model (`X__dbt_tmp` holds the new rows), trimmed.
@@ -62,3 +65,12 @@ def test_statements_without_temporary_objects_pass_untouched():
     fidelity = Fidelity()
     sql = "select EVENT_CONTENT:temp_c::varchar from RAW_EVENTS_STREAM /* a comment */"
     assert fidelity.rewrite(sql, "DB1", "RAW_DATA") is sql
+
+
+@pytest.mark.parametrize("sql, verb", [
+    ("-- back compat for old kwarg name\n  \n  begin\n/* {\"app\": \"dbt\"} */;", "BEGIN"),  # dbt's
+    ("/* {\"app\": \"dbt\"} */ COMMIT", "COMMIT"), ("  insert into T values (1)", "INSERT"), ("-- only a comment", ""),
+])
+def test_a_transaction_is_followed_whatever_comments_open_it(sql: str, verb: str):
+    # The detached-transaction watcher keys on the first word: dbt's transactions too must be seen to begin.
+    assert _first_word(json.dumps({"sqlText": sql}).encode(), None) == verb
