@@ -152,7 +152,8 @@ def shop(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         wait_until(lambda: pipeline.row_count() == corpus.valid, 120, "every valid event in Snowflake")
         expected = {str(p): s for p, s in corpus.stock().items()}
         wait_until(lambda: served_stock(worker) == expected, 60, "the worker's stock to match the corpus")
-        build_models(pipeline)
+        built = pipeline.elt()
+        assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
         letters_in_snowflake(pipeline, corpus.invalid)
         yield pipeline, worker, corpus
     finally:
@@ -162,13 +163,6 @@ def shop(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
 def served_stock(worker: Worker) -> dict[str, int]:
     status, body = worker.get("/stock/")
     return {p["product_id"]: p["stock"] for p in body["products"]} if status == 200 else {}
-
-
-def build_models(pipeline: Pipeline) -> None:
-    env = pipeline.env(free_port(), pipeline.home / "elt-data")
-    result = subprocess.run([sys.executable, "-m", "caves_faust", "elt"], env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
 
 def letters_in_snowflake(pipeline: Pipeline, count: int) -> None:
