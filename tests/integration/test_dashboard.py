@@ -300,11 +300,15 @@ def test_customers_page_counts_customers_the_repeat_ones_and_revenue_per_custome
 
 def test_freshness_page_says_when_the_figures_were_made(shop, shop_page):
     corpus = shop[2]
-    shown = metrics(shop_page("pages/freshness.py"))
+    app = shop_page("pages/freshness.py")
+    shown = metrics(app)
 
     assert figure(shown["Événements dans Snowflake"][0]) == corpus.valid
     assert figure(shown["Événements reçus depuis, en attente du prochain ELT"][0]) == 0
     assert figure(shown["Lettres mortes"][0]) == corpus.invalid
+    # The harness's workers build nothing on a schedule (ELT_INTERVAL_SECONDS=0): the models came from `elt`.
+    assert "Dernière construction par le worker" not in shown
+    assert any("ELT_INTERVAL_SECONDS=0" in caption.value for caption in app.caption)
     for label in ("Les modèles contiennent les événements reçus jusqu'au", "Dernier commit"):
         moment = datetime.strptime(shown[label][0], "%d/%m/%Y %H:%M").replace(tzinfo=ZONE)
         assert timedelta(0) <= datetime.now(ZONE) - moment < timedelta(minutes=15), label

@@ -1,4 +1,5 @@
-"""The dashboard's own rules, without a warehouse: French figures, the periods compared, read-only reads."""
+"""The dashboard's own rules, without a warehouse: French figures, the periods compared, read-only reads, what a
+worker's metrics say of its warehouse builds."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
+from caves_faust import metrics
 from caves_faust.dashboard import french
+from caves_faust.dashboard.live import Builds, builds_in
 from caves_faust.dashboard.periods import PERIODS, Totals, this_and_before
 from caves_faust.dashboard.prod import read
 
@@ -55,3 +59,15 @@ def test_each_period_ends_today_and_is_compared_with_the_one_just_before():
 def test_the_dashboard_runs_nothing_but_a_select(statement):
     with pytest.raises(ValueError, match="only reads"):
         read(statement)
+
+
+def test_the_last_warehouse_build_is_read_from_the_workers_metrics():
+    before = builds_in(generate_latest(REGISTRY).decode())
+    metrics.elt_last_success.set(1796117671.5)
+    metrics.elt_interval.set(300)
+    try:
+        assert builds_in(generate_latest(REGISTRY).decode()) == Builds(1796117671.5, 300.0)
+    finally:
+        metrics.elt_last_success.set(before.last_success or 0)
+        metrics.elt_interval.set(before.interval_seconds)
+    assert builds_in("") == Builds(None, 0.0)  # a worker from before the builds

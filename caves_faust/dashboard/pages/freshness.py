@@ -1,13 +1,15 @@
-"""Freshness: how current the figures are: up to when the warehouse models hold the events (and how many arrived
-since), the worker's last commit to Snowflake, and the dead letters (events refused) by error type."""
+"""Freshness: how current the figures are: when the worker last built the warehouse models, up to when they hold
+the events (and how many arrived since), the worker's last commit to Snowflake, and the dead letters (events
+refused) by error type."""
 
 from datetime import datetime, timezone
 
 import altair as alt
 import streamlit as st
 
-from caves_faust.dashboard import french, reads, ui
+from caves_faust.dashboard import french, live, reads, ui
 from caves_faust.dashboard.config import settings, shop_zone
+from caves_faust.dashboard.prod import Unavailable
 
 st.title("Fraîcheur des données")
 now = datetime.now(timezone.utc)
@@ -26,6 +28,19 @@ def age(moment: datetime) -> str:
 
 
 with ui.section("Modèles de l'entrepôt"):
+    try:
+        built = live.builds()
+        if built.last_success is not None:
+            last = datetime.fromtimestamp(built.last_success, timezone.utc)
+            ui.fact(st, "Dernière construction par le worker", french.moment(last, shop_zone()), age(last))
+        if built.interval_seconds:
+            every = french.number(built.interval_seconds)
+            st.caption(f"Le worker leader reconstruit les modèles toutes les {every} s.")
+        else:
+            st.caption("Reconstruction planifiée désactivée (ELT_INTERVAL_SECONDS=0) : les modèles sont construits "
+                       "à la main, `faust -A caves_faust elt`.")
+    except Unavailable as reason:
+        st.caption(f"Dernière construction inconnue : {reason}")
     held = reads.models_hold_until().iloc[0]["HELD_UNTIL"]
     if held is None:
         ui.nothing_yet("Les modèles de l'entrepôt ont tourné sur des données sans aucun événement.")
