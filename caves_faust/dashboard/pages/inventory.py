@@ -15,21 +15,31 @@ LOW = settings().dashboard_low_stock_bottles
 st.title("Stock")
 
 
-def on_hand() -> tuple[pd.DataFrame, str | None]:
-    """Stock per product with its days of cover: live from the worker, else the warehouse's as of the last ELT
-    run, with the reason."""
-    warehouse = reads.inventory_status().astype({"PRODUCT_ID": int, "STOCK": int})
+def on_hand() -> tuple[pd.DataFrame, list[str]]:
+    """Stock per product with its days of cover, and what is missing: live from the worker, else the warehouse's
+    as of the last ELT run; names and cover from the warehouse, when it has them. Unavailable when neither has
+    a stock to show."""
+    missing: list[str] = []
+    try:
+        warehouse = reads.inventory_status().astype({"PRODUCT_ID": int, "STOCK": int})
+    except Unavailable as reason:
+        warehouse, not_built = None, reason
+        missing.append(f"{reason} En attendant : ni noms ni couverture.")
     try:
         stock = pd.DataFrame(list(live.stock().items()), columns=["PRODUCT_ID", "STOCK"])
-        not_live = None
     except Unavailable as reason:
+        if warehouse is None:
+            raise not_built from None
         stock = warehouse[["PRODUCT_ID", "STOCK"]]
-        not_live = f"{reason} Stock affiché : celui de l'entrepôt, au dernier passage de l'ELT."
-    stock = stock.merge(warehouse.drop(columns="STOCK"), on="PRODUCT_ID", how="left")
+        missing.append(f"{reason} Stock affiché : celui de l'entrepôt, au dernier passage de l'ELT.")
+    if warehouse is None:
+        warehouse = pd.DataFrame({"PRODUCT_ID": pd.Series(dtype=int), "PRODUCT_NAME": pd.Series(dtype=str),
+                                  "UNITS_SOLD_LAST_7_DAYS": pd.Series(dtype=float)})
+    stock = stock.merge(warehouse.drop(columns="STOCK", errors="ignore"), on="PRODUCT_ID", how="left")
     stock["PRODUCT_NAME"] = stock["PRODUCT_NAME"].fillna("Produit " + stock["PRODUCT_ID"].astype(str))
     per_day = stock["UNITS_SOLD_LAST_7_DAYS"].astype(float) / PACE_DAYS
     stock["COVER"] = (stock["STOCK"] / per_day).where(per_day > 0)
-    return stock.sort_values("PRODUCT_ID"), not_live
+    return stock.sort_values("PRODUCT_ID"), missing
 
 
 def cover(days: float) -> str:
@@ -37,9 +47,9 @@ def cover(days: float) -> str:
 
 
 with ui.section("Stock par produit"):
-    stock, not_live = on_hand()
-    if not_live:
-        ui.nothing_yet(not_live)
+    stock, missing = on_hand()
+    for what in missing:
+        ui.nothing_yet(what)
     if stock.empty:
         ui.nothing_yet("Aucun produit en stock pour l'instant : aucun mouvement de stock n'a encore été traité.")
     else:
