@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gzip
-import json
 import logging
 import re
 import sys
@@ -23,7 +21,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from caves_faust.devstack.process import ManagedProcess
-from caves_faust.devstack.snowflake_fidelity import FidelityLayer, session_token
+from caves_faust.devstack.snowflake_fidelity import FidelityLayer, session_token, sql_text
 
 log = logging.getLogger("caves_faust.devstack.snowflake")
 
@@ -63,7 +61,7 @@ class DetachedTransactions:
     def watching(self, query_request: Callable) -> Callable:
         async def endpoint(request: Any) -> Any:
             token = session_token(request)
-            verb = _first_word(await request.body(), request.headers.get("Content-Encoding"))
+            verb = _first_word(await sql_text(request))
             self.busy[token] += 1
             try:
                 return await query_request(request)
@@ -94,11 +92,7 @@ class DetachedTransactions:
 _LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
 
 
-def _first_word(body: bytes, encoding: str | None) -> str:
-    try:
-        sql = json.loads(gzip.decompress(body) if encoding == "gzip" else body)["sqlText"]
-    except (ValueError, KeyError, TypeError, OSError):
-        return ""
+def _first_word(sql: str) -> str:
     words = _LEADING_COMMENTS.sub("", sql).split(None, 1)
     return words[0].upper() if words else ""
 

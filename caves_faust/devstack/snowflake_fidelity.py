@@ -36,14 +36,13 @@ class FidelityLayer:
                 return await query_request(request)  # fakesnow answers an unknown session itself
             for gone in self.states.keys() - self.sessions.keys():
                 del self.states[gone]
-            body = await request.body()
-            gzipped = request.headers.get("Content-Encoding") == "gzip"
-            query = json.loads(gzip.decompress(body) if gzipped else body)
-            state = self.states.setdefault(token, Fidelity())
-            rewritten = state.rewrite(query["sqlText"], conn.database, conn.schema)
-            if rewritten != query["sqlText"]:
-                text = json.dumps({**query, "sqlText": rewritten}).encode()
-                request = _with_body(request, gzip.compress(text) if gzipped else text)
+            sql = await sql_text(request)
+            rewritten = self.states.setdefault(token, Fidelity()).rewrite(sql, conn.database, conn.schema)
+            if rewritten != sql:
+                gzipped = request.headers.get("Content-Encoding") == "gzip"
+                body = await request.body()
+                text = json.dumps({**json.loads(gzip.decompress(body) if gzipped else body), "sqlText": rewritten})
+                request = _with_body(request, gzip.compress(text.encode()) if gzipped else text.encode())
             return await query_request(request)
 
         return endpoint
@@ -52,6 +51,18 @@ class FidelityLayer:
 def session_token(request: Any) -> str:
     """The session token of a query request (`Authorization: Snowflake Token="..."`)."""
     return request.headers.get("Authorization", "")[17:-1]
+
+
+async def sql_text(request: Any) -> str:
+    """The statement of a query request ("" if unreadable), decoded once per request however many ask."""
+    if not hasattr(request.state, "sql_text"):
+        body = await request.body()
+        try:
+            query = json.loads(gzip.decompress(body) if request.headers.get("Content-Encoding") == "gzip" else body)
+            request.state.sql_text = str(query["sqlText"])
+        except (ValueError, KeyError, TypeError, OSError):
+            request.state.sql_text = ""
+    return request.state.sql_text
 
 
 def _with_body(request: Any, body: bytes) -> Any:
