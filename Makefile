@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up down status demo lint test bench clean
+.PHONY: install up down status demo lint test bench clean dashboard screenshots
 
 install: $(STAMP)
 
@@ -33,6 +33,13 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest
+
+dashboard: install
+	$(PY) -m caves_faust.dashboard
+
+# The README's pictures of the dashboard, taken by its browser test on a corpus of its own.
+screenshots: install
+	DASHBOARD_SCREENSHOTS=docs/dashboard $(PY) -m pytest -q tests/integration/test_dashboard.py -k chromium
 
 bench: install
 	$(PY) -m benchmarks

@@ -2,8 +2,9 @@
 
 Pure, no Kafka: an `EventGenerator` yields Kafka-ready messages (key = product id, value = UTF-8 JSON).
 Seeded, it yields the same messages every time, except `event_timestamp`, which is when each is made.
-The catalog does not depend on the seed: a product has the same name, category, price and bottle size
-in every run, derived from its id alone.
+The catalog does not depend on the seed: a product has the same name, category, price, bottle size and full
+shelf in every run, derived from its id alone. The valid events keep a stock (`cellar.py`): opening stock first,
+no sale of what is not on hand, restocking when low.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from faker import Faker
 
+from caves_faust.cellar import CASE_SIZE, Cellar
 from caves_faust.models import INVENTORY_ADJUSTED, ORDER_CREATED
 
 LOCALE = "fr_FR"
@@ -30,10 +32,13 @@ DISCOUNT_RATES = (0.05, 0.10, 0.15, 0.20)
 ORDER_QUANTITY_WEIGHTS = {1: 35, 2: 25, 3: 12, 6: 20, 12: 8}
 SALES_CHANNEL_WEIGHTS = {"E-com": 40, "Boutique Paris": 30, "Boutique Lyon": 15, "Boutique Bordeaux": 15}
 WAREHOUSES = ("Entrepôt Paris-Bercy", "Entrepôt Lyon-Gerland", "Entrepôt Bordeaux-Bacalan")
-ADJUSTMENT_TYPE_WEIGHTS = {"REPLENISHMENT": 50, "CORRECTION": 30, "SPOILAGE": 20}
-CASE_SIZE = 6  # replenishments arrive in whole cases
-REPLENISHMENT_CASES = (2, 12)
-SPOILAGE_BOTTLES = (1, 6)  # broken or corked bottles
+REPLENISHMENT = "REPLENISHMENT"
+# A replenishment drawn while no product is on order becomes a correction or a spoilage.
+ADJUSTMENT_TYPE_WEIGHTS = {REPLENISHMENT: 50, "CORRECTION": 40, "SPOILAGE": 10}
+UNPLANNED_ADJUSTMENT_WEIGHTS = {k: w for k, w in ADJUSTMENT_TYPE_WEIGHTS.items() if k != REPLENISHMENT}
+SHELF_VALUE_EUROS = 2500.0  # a full shelf of any product is worth about this much at its price...
+SHELF_CASES = (4, 30)  # ...within this many cases: a few cases of a Cognac XO, many of a Côtes du Rhône
+SPOILAGE_BOTTLES = (1, 3)  # broken or corked bottles
 CORRECTION_BOTTLES = (1, 10)  # stock-take differences, either way
 BATCH_NUMBER_PATTERN = "LOT-####-??"  # faker bothify: # a digit, ? a letter
 FIRST_ORDER_LINE_IDS = (100_000, 900_000)  # a run numbers its order lines on from a seeded start in this range
@@ -93,6 +98,7 @@ class Product:
     category: str
     unit_price: float
     bottle_size_liters: float
+    full_shelf: int  # bottles on hand after a delivery
 
 
 @lru_cache(maxsize=1)
@@ -110,7 +116,8 @@ def _product(product_id: int, fake: Faker) -> Product:
     house = f"{rng.choice(style.houses)} {fake.last_name()}"
     name = f"{rng.choice(style.appellations)} {rng.choice(style.qualifiers)}, {house}"
     price = round(rng.uniform(*style.price_range), 2)
-    return Product(product_id, name, category, price, _weighted(rng, style.bottle_size_weights))
+    cases = min(max(round(SHELF_VALUE_EUROS / (price * CASE_SIZE)), SHELF_CASES[0]), SHELF_CASES[1])
+    return Product(product_id, name, category, price, _weighted(rng, style.bottle_size_weights), cases * CASE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,10 @@ def utc_now() -> str:
 
 
 class EventGenerator:
-    """An endless, seeded stream of messages, a share `invalid_ratio` of them deliberately invalid."""
+    """An endless, seeded stream of messages, a share `invalid_ratio` of them deliberately invalid.
+
+    Only the valid events move its cellar, as only they move the worker's stock.
+    """
 
     def __init__(self, seed: int | None = None, invalid_ratio: float = 0.0, clock: Callable[[], str] = utc_now):
         if not 0.0 <= invalid_ratio <= 1.0:
@@ -139,6 +149,7 @@ class EventGenerator:
         self.invalid_ratio = invalid_ratio
         self.clock = clock
         self._order_line_ids = count(self.rng.randrange(*FIRST_ORDER_LINE_IDS))
+        self.cellar = Cellar({p.product_id: p.full_shelf for p in catalog().values()})
 
     def __iter__(self) -> Iterator[Message]:
         while True:
@@ -149,8 +160,13 @@ class EventGenerator:
             mistake = self.rng.choice(MISTAKES)
             event = self.event(mistake.event_type)
             return Message(_key(event), mistake.spoil(self.rng, event), INVALID, mistake.error_type)
-        event = self.event()
-        return Message(_key(event), _encode(event), event["event_type"])
+        while True:  # an event the cellar does not allow is not made: draw another
+            opening = None if self.cellar.is_open else self.cellar.next_delivery()  # stock the shop before it sells
+            event = self.event() if opening is None else self.replenishment(opening)
+            product_id, change = _movement(event)
+            if self.cellar.allows(product_id, change):
+                self.cellar.move(product_id, change)
+                return Message(_key(event), _encode(event), event["event_type"])
 
     def event(self, event_type: str | None = None) -> dict[str, Any]:
         """A valid event of `event_type` (default: ORDER_SHARE orders, the rest adjustments)."""
@@ -180,16 +196,26 @@ class EventGenerator:
 
     def adjustment(self) -> dict[str, Any]:
         adjustment_type = _weighted(self.rng, ADJUSTMENT_TYPE_WEIGHTS)
-        if adjustment_type == "REPLENISHMENT":
-            change = CASE_SIZE * self.rng.randint(*REPLENISHMENT_CASES)
-        elif adjustment_type == "SPOILAGE":
+        on_order = self.cellar.next_delivery()
+        if adjustment_type == REPLENISHMENT and on_order is not None:
+            return self.replenishment(on_order)
+        if adjustment_type == REPLENISHMENT:
+            adjustment_type = _weighted(self.rng, UNPLANNED_ADJUSTMENT_WEIGHTS)
+        if adjustment_type == "SPOILAGE":
             change = -self.rng.randint(*SPOILAGE_BOTTLES)
         else:
             change = self.rng.choice((-1, 1)) * self.rng.randint(*CORRECTION_BOTTLES)
+        return self._adjustment(self.rng.choice(PRODUCT_IDS), change, adjustment_type)
+
+    def replenishment(self, product_id: int) -> dict[str, Any]:
+        """The delivery that brings a product on order back to its full shelf."""
+        return self._adjustment(product_id, self.cellar.delivery(product_id), REPLENISHMENT)
+
+    def _adjustment(self, product_id: int, change: int, adjustment_type: str) -> dict[str, Any]:
         return {
             "event_type": INVENTORY_ADJUSTED,
             "event_id": f"adj-{self.fake.uuid4()}",
-            "product_id": self.rng.choice(PRODUCT_IDS),
+            "product_id": product_id,
             "quantity_change": change,
             "adjustment_type": adjustment_type,
             "warehouse": self.rng.choice(WAREHOUSES),
@@ -243,6 +269,13 @@ MISTAKES = (
     Mistake("not_utf8", INVENTORY_ADJUSTED, lambda rng, event: json.dumps(event, ensure_ascii=False).encode("latin-1")),
     Mistake("not_object", None, lambda rng, event: _encode([event])),  # a batch sent as one message
 )
+
+
+def _movement(event: dict[str, Any]) -> tuple[int, int]:
+    """The product and the change of its stock, in bottles, that a valid event makes."""
+    if event["event_type"] == ORDER_CREATED:
+        return event["product_id"], -event["quantity"]
+    return event["product_id"], event["quantity_change"]
 
 
 def _key(event: dict[str, Any]) -> bytes:

@@ -147,6 +147,12 @@ class Settings:
     shop_timezone: str = _setting("SHOP_TIMEZONE", "Europe/Paris", _time_zone)
     # How often the leader runs the audit (every offset stored exactly once, stock as in the warehouse); 0: never.
     audit_interval_seconds: float = _setting("AUDIT_INTERVAL_SECONDS", "3600", _non_negative_float)
+    # The business dashboard (`make dashboard`): loopback unless opened on purpose.
+    dashboard_port: int = _setting("DASHBOARD_PORT", "8501", _port)
+    dashboard_bind: str = _setting("DASHBOARD_BIND", "127.0.0.1")
+    # How long a page may show a figure already read: page views within it do not query (nor resume) Snowflake.
+    dashboard_cache_seconds: float = _setting("DASHBOARD_CACHE_SECONDS", "60", _positive_float)
+    dashboard_low_stock_bottles: int = _setting("DASHBOARD_LOW_STOCK_BOTTLES", "12", _positive_int)
     # Local development stack (`make up`)
     devstack_dir: Path = _setting("DEVSTACK_DIR", ".devstack", lambda text: Path(text).resolve())
 

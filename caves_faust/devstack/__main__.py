@@ -40,12 +40,13 @@ def status(settings: Settings) -> None:
 
 
 def demo(settings: Settings) -> None:
-    """The whole product in the foreground: stack, worker, generator. Ctrl-C stops what this started."""
+    """The whole product in the foreground: stack, worker, generator, dashboard. Ctrl-C stops what this started."""
     started = up(settings)
     faust = [sys.executable, "-m", "caves_faust"]
     children = [
         subprocess.Popen([*faust, "worker", "-l", "info"]),
         subprocess.Popen([*faust, "generate", "--rate", "20", "--invalid-ratio", "0.02"]),
+        subprocess.Popen([sys.executable, "-m", "caves_faust.dashboard"], stdout=subprocess.DEVNULL),
     ]
     web = f"http://localhost:{settings.web_port}"
     builds = (f"STAGING and PROD built shortly after start, then every {settings.elt_interval_seconds:g} s"
@@ -53,6 +54,7 @@ def demo(settings: Settings) -> None:
     print(
         f"\ncaves_faust demo running:\n  worker UI  {web}/\n  stock      {web}/stock/\n"
         f"  tables     {web}/table/\n  metrics    {web}/metrics\n"
+        f"  dashboard  http://localhost:{settings.dashboard_port}/\n"
         f"  warehouse  {builds} (README: the warehouse layers)\nCtrl-C stops everything this started.\n",
         flush=True,
     )

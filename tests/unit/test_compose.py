@@ -15,6 +15,7 @@ import pytest
 from faust.cli.faust import cli
 
 import caves_faust  # noqa: F401  (registers the app's commands, `generate` among them, on the faust CLI)
+from caves_faust import dashboard
 from caves_faust.devstack import snowflake
 from caves_faust.settings import env_names, load_settings
 from tests.tools import require_command
@@ -22,7 +23,7 @@ from tests.tools import require_command
 REPO = Path(__file__).resolve().parents[2]
 # What the compose file may set for our containers besides caves_faust's settings: Faust's own.
 FAUST_VARIABLES = {"F_DATADIR"}
-OUR_SERVICES = ("worker", "generator", "snowflake")
+OUR_SERVICES = ("worker", "generator", "snowflake", "dashboard")
 DEFAULTS = load_settings(environ={})
 
 
@@ -56,7 +57,8 @@ def environment(service: dict) -> dict:
 
 def test_the_whole_system_is_there(services):
     assert set(services) == {
-        "redpanda", "topics", "console", "worker", "generator", "prometheus", "alertmanager", "grafana", "snowflake"
+        "redpanda", "topics", "console", "worker", "generator", "prometheus", "alertmanager", "grafana", "snowflake",
+        "dashboard",
     }
 
 
@@ -68,11 +70,21 @@ def test_every_variable_set_for_our_containers_is_a_real_setting(services):
 
 def test_no_credential_lives_in_the_compose_file(services):
     # With nothing in the environment, every Snowflake setting but the embedded host is left unset.
-    worker_env = environment(services["worker"])
-    assert {k: v for k, v in worker_env.items() if k.startswith("SNOWFLAKE_") and v is not None} == {
-        "SNOWFLAKE_HOST": "snowflake"
+    for name in ("worker", "dashboard"):
+        env = environment(services[name])
+        assert {k: v for k, v in env.items() if k.startswith("SNOWFLAKE_") and v is not None} == {
+            "SNOWFLAKE_HOST": "snowflake"
+        }
+        assert "SNOWFLAKE_ACCOUNT" in env and "SNOWFLAKE_PASSWORD" in env  # passed on when set
+
+
+def test_the_dashboard_reads_snowflake_as_the_worker_does_and_reaches_it(services):
+    worker, dashboard = environment(services["worker"]), environment(services["dashboard"])
+    assert {k: v for k, v in dashboard.items() if k.startswith("SNOWFLAKE_")} == {
+        k: v for k, v in worker.items() if k.startswith("SNOWFLAKE_")
     }
-    assert "SNOWFLAKE_ACCOUNT" in worker_env and "SNOWFLAKE_PASSWORD" in worker_env  # passed on when set
+    assert dashboard["WORKER_WEB_HOST"] == worker["WORKER_WEB_HOST"] == "worker"
+    assert "WORKER_WEB_PORT" not in dashboard and "WORKER_WEB_PORT" not in worker
 
 
 def test_grafana_refuses_to_start_without_an_admin_password(services, tmp_path):
@@ -109,6 +121,12 @@ def test_ports_match_the_code(services):
     assert [p["target"] for p in services["snowflake"]["ports"]] == [DEFAULTS.snowflake_port]
     assert "SNOWFLAKE_PORT" not in environment(worker)
 
+    dashboard = services["dashboard"]
+    assert "DASHBOARD_PORT" not in environment(dashboard)
+    assert environment(dashboard)["DASHBOARD_BIND"] == "0.0.0.0"  # opened on purpose: inside its container
+    assert [p["target"] for p in dashboard["ports"]] == [DEFAULTS.dashboard_port]
+    assert f":{DEFAULTS.dashboard_port}/_stcore/health" in " ".join(dashboard["healthcheck"]["test"])
+
 
 def test_commands_are_real_cli_commands(services):
     for name, subcommand in (("worker", "worker"), ("generator", "generate")):
@@ -116,6 +134,8 @@ def test_commands_are_real_cli_commands(services):
         assert command[:4] == ["faust", "-A", "caves_faust", subcommand]
         cli.commands[subcommand].make_context(subcommand, command[4:])  # raises on an unknown option
     assert services["snowflake"]["command"][:3] == ["python", "-m", snowflake.__name__]
+    assert services["dashboard"]["command"] == ["python", "-m", dashboard.__name__]
+    assert (Path(dashboard.__file__).parent / "__main__.py").is_file()
 
 
 def test_mounted_paths_exist_in_the_repo(services):

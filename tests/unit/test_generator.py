@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime
+from functools import lru_cache
 from itertools import islice
+from typing import Iterator
 
 import pytest
 
@@ -163,3 +165,73 @@ def utf8(payload: bytes) -> bool:
 def test_invalid_ratio_outside_0_1_is_refused():
     with pytest.raises(ValueError):
         EventGenerator(invalid_ratio=1.5)
+
+
+@lru_cache(maxsize=1)
+def long_run() -> list[Message]:
+    return sample(seed=3, invalid_ratio=0.1, n=20_000)
+
+
+def stock_after_each_event(messages: list[Message]) -> Iterator[tuple[dict, dict[int, int]]]:
+    """Each valid event with the running stock per product after it, recomputed from the events alone."""
+    stock = dict.fromkeys(PRODUCT_IDS, 0)
+    for message in messages:
+        if message.kind == INVALID:
+            continue
+        event = json.loads(message.value)
+        if event["event_type"] == ORDER_CREATED:
+            stock[event["product_id"]] -= event["quantity"]
+        else:
+            stock[event["product_id"]] += event["quantity_change"]
+        yield event, stock
+
+
+def test_every_product_opens_with_a_replenishment_of_its_full_shelf_before_anything_is_sold():
+    opening = events(sample(n=len(PRODUCT_IDS)))
+
+    assert [e["product_id"] for e in opening] == list(PRODUCT_IDS)
+    for e in opening:
+        assert e["adjustment_type"] == "REPLENISHMENT"
+        assert e["quantity_change"] == catalog()[e["product_id"]].full_shelf
+        assert e["quantity_change"] % 6 == 0  # whole cases
+
+
+def test_full_shelves_are_whole_cases_fewer_of_the_dear_bottles():
+    shelves = {p.product_id: p.full_shelf for p in catalog().values()}
+    assert all(24 <= bottles <= 180 and bottles % 6 == 0 for bottles in shelves.values())
+    cheapest = min(catalog().values(), key=lambda p: p.unit_price)
+    dearest = max(catalog().values(), key=lambda p: p.unit_price)
+    assert cheapest.full_shelf > 3 * dearest.full_shelf
+
+
+def test_no_event_takes_a_product_below_zero_or_above_its_full_shelf_plus_less_than_a_case():
+    lowest = dict.fromkeys(PRODUCT_IDS, 10**6)
+    for event, stock in stock_after_each_event(long_run()):
+        product_id = event["product_id"]
+        assert 0 <= stock[product_id] < catalog()[product_id].full_shelf + 6, event
+        lowest[product_id] = min(lowest[product_id], stock[product_id])
+    assert min(lowest.values()) < 6  # the range is used: some products do run low
+
+
+def test_a_product_that_runs_low_is_restocked_and_stock_at_rest_stays_plausible():
+    longest_low_run = dict.fromkeys(PRODUCT_IDS, 0)
+    low_since: dict[int, int] = {}
+    totals: Counter[int] = Counter()
+    replenished: Counter[int] = Counter()
+    samples = 0
+    for n, (event, stock) in enumerate(stock_after_each_event(long_run())):
+        if n % 10 == 0:
+            totals.update(stock)
+            samples += 1
+        product_id = event["product_id"]
+        if event.get("adjustment_type") == "REPLENISHMENT":
+            replenished[product_id] += 1
+        if stock[product_id] <= catalog()[product_id].full_shelf / 3:
+            low_since.setdefault(product_id, n)
+        elif product_id in low_since:
+            longest_low_run[product_id] = max(longest_low_run[product_id], n - low_since.pop(product_id))
+
+    assert max(longest_low_run.values()) < 150  # events, i.e. 15 s at the generator's default rate
+    assert all(count >= 2 for count in replenished.values())  # the opening stock and at least one restock
+    for product_id, product in catalog().items():
+        assert product.full_shelf / 3 < totals[product_id] / samples <= product.full_shelf, product  # mean stock

@@ -15,6 +15,8 @@ def test_defaults_follow_the_contract():
     assert settings.embedded_snowflake and settings.topic_partitions == 8
     assert settings.audit_interval_seconds == 3600
     assert load_settings({"AUDIT_INTERVAL_SECONDS": "0"}).audit_interval_seconds == 0  # never
+    assert (settings.dashboard_port, settings.dashboard_bind) == (8501, "127.0.0.1")
+    assert settings.shop_timezone == "Europe/Paris"
 
 
 @pytest.mark.parametrize("name, value, why", [
@@ -26,7 +28,9 @@ def test_defaults_follow_the_contract():
     ("FAUST_STORE", "redis://", "rocksdb:// or memory://"),
     ("KAFKA_BROKER", " ", "host:port"),
     ("SINK_STALE_LOCK_SECONDS", "10", "at least twice SNOWFLAKE_TIMEOUT_SECONDS"),
-    ("AUDIT_INTERVAL_SECONDS", "-5", "a number >= 0"),
+    ("AUDIT_INTERVAL_SECONDS", "-5", "0 or more"),
+    ("SHOP_TIMEZONE", "Paris", "IANA time zone"),
+    ("DASHBOARD_LOW_STOCK_BOTTLES", "few", "must be an integer"),
 ])
 def test_a_bad_value_stops_with_one_line_naming_the_setting(name, value, why):
     with pytest.raises(SettingsError) as caught:

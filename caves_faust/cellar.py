@@ -1,0 +1,54 @@
+"""The generator's cellar: bottles on hand per product, so that the events it makes add up like a shop's stock.
+
+Invariant: a product's stock on hand stays between 0 and its full shelf plus less than a case, at every event: a
+sale, a spoilage or a correction that would leave that range is not made. A product at or below its reorder point
+goes on order; the next replenishment delivers the longest-waiting one back up to its full shelf, in whole cases
+(a correction that lifts it above the reorder point cancels the order). Every product starts empty and on order,
+and the shop opens once each has had its first delivery, its opening stock.
+"""
+
+from __future__ import annotations
+
+import math
+
+CASE_SIZE = 6  # bottles in a case: deliveries come in whole cases
+REORDER_SHARE = 1 / 3  # of the full shelf: at or below it, the product is on order
+
+
+class Cellar:
+    """Stock on hand and open supplier orders, per product id."""
+
+    def __init__(self, full_shelves: dict[int, int]):
+        self.full_shelves = full_shelves
+        self.on_hand = dict.fromkeys(full_shelves, 0)
+        self.on_order: dict[int, None] = dict.fromkeys(full_shelves)  # insertion order: longest waiting first
+        self._never_delivered = set(full_shelves)
+
+    @property
+    def is_open(self) -> bool:
+        """Every product has had its opening stock."""
+        return not self._never_delivered
+
+    def next_delivery(self) -> int | None:
+        """The product on order for the longest, if any."""
+        return next(iter(self.on_order), None)
+
+    def delivery(self, product_id: int) -> int:
+        """Bottles, in whole cases, that bring the product on order back to its full shelf."""
+        return CASE_SIZE * math.ceil((self.full_shelves[product_id] - self.on_hand[product_id]) / CASE_SIZE)
+
+    def allows(self, product_id: int, change: int) -> bool:
+        return 0 <= self.on_hand[product_id] + change < self.full_shelves[product_id] + CASE_SIZE
+
+    def move(self, product_id: int, change: int) -> None:
+        """Apply a movement the cellar allows: a product at or below its reorder point is on order, else not."""
+        self.on_hand[product_id] += change
+        if change > 0:
+            self._never_delivered.discard(product_id)
+        if self.on_hand[product_id] <= self.reorder_point(product_id):
+            self.on_order.setdefault(product_id)
+        else:
+            self.on_order.pop(product_id, None)
+
+    def reorder_point(self, product_id: int) -> int:
+        return int(self.full_shelves[product_id] * REORDER_SHARE)
