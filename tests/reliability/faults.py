@@ -1,4 +1,4 @@
-"""Fault injection from outside the worker: a proxy that withholds a Snowflake COMMIT, Kafka topic configs,
+"""Fault injection from outside the worker: a proxy that withholds a Snowflake statement, Kafka topic configs,
 the sockets a process listens on. No mock: the worker talks to the real broker and embedded Snowflake."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 from pathlib import Path
+from typing import Callable
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -17,18 +18,15 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 ROWS_INSERT = "INSERT INTO RAW_EVENTS_STREAM"
 
 
-class SnowflakeCommitTrap:
-    """A TCP proxy in front of the embedded Snowflake that forwards everything, except that it withholds the
-    COMMIT of the sink's `let_through + 1`-th row-writing transaction: that transaction stays open on the server
-    with its rows inserted and its high-water marks advanced. `held` is set then; the test kills the worker,
-    which thus dies inside the Snowflake write, never between two."""
+class SnowflakeTrap:
+    """A TCP proxy in front of the embedded Snowflake that forwards every request until `withholds(sql)` says
+    to hold one: that request never reaches the server, and `held` is set. The test then kills the worker, which
+    thus dies right there (waiting for the answer), never a step earlier or later."""
 
-    def __init__(self, upstream_port: int, let_through: int):
+    def __init__(self, upstream_port: int, withholds: Callable[[str], bool]):
         self.upstream_port = upstream_port
-        self.let_through = let_through
-        self.writes_committed = 0
+        self.withholds = withholds
         self.held = threading.Event()
-        self._after_rows_insert = False
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -67,16 +65,34 @@ class SnowflakeCommitTrap:
 
     def _withhold(self, request: bytes) -> bool:
         sql = _sql_text(request)
-        if sql is None:
+        if sql is None or self.held.is_set():
             return False
         with self._lock:
-            if sql.strip().upper() == "COMMIT" and self._after_rows_insert:
-                if self.writes_committed == self.let_through:
-                    return True
-                self.writes_committed += 1
-            if sql.lstrip().upper().startswith(("INSERT", "COMMIT", "ROLLBACK")):
-                self._after_rows_insert = sql.lstrip().upper().startswith(ROWS_INSERT)
+            return self.withholds(sql)
+
+
+class CommitOfWrite:
+    """Withholds the COMMIT of the sink's `let_through + 1`-th row-writing transaction: that transaction stays
+    open on the server with its rows inserted and its high-water marks advanced."""
+
+    def __init__(self, let_through: int):
+        self.let_through = let_through
+        self.writes_committed = 0
+        self._after_rows_insert = False
+
+    def __call__(self, sql: str) -> bool:
+        if sql.strip().upper() == "COMMIT" and self._after_rows_insert:
+            if self.writes_committed == self.let_through:
+                return True
+            self.writes_committed += 1
+        if sql.lstrip().upper().startswith(("INSERT", "COMMIT", "ROLLBACK")):
+            self._after_rows_insert = sql.lstrip().upper().startswith(ROWS_INSERT)
         return False
+
+
+def first_rows_insert(sql: str) -> bool:
+    """Withholds the sink's first row insert: its batch's dead letters are delivered, its rows not written."""
+    return sql.lstrip().upper().startswith(ROWS_INSERT)
 
 
 def _read_request(reader) -> bytes | None:
