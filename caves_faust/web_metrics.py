@@ -70,7 +70,8 @@ def serve_metrics(registry: CollectorRegistry = REGISTRY, pattern: str = "/metri
     @app.page(pattern)
     async def metrics_page(self: web.View, request: web.Request) -> web.Response:
         monitor.sync()
-        return cast(web.Response, Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}))
+        body = generate_latest(registry)
+        return cast(web.Response, Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST}))
 
     return monitor
 

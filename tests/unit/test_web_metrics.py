@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP, Message
 from prometheus_client import CollectorRegistry
@@ -25,7 +27,7 @@ def samples(monitor_class: type[PrometheusMonitor]) -> dict:
     streams = [sales_topic.stream(), app.topic("other_topic").stream()]
     owner = _Task()
     for stream in streams:
-        stream.task_owner = owner
+        stream.task_owner = owner  # type: ignore[assignment]
     for index in range(30):
         tp = TP(["sales_events", "other_topic"][index % 2], index % 3)
         message = Message(topic=tp.topic, partition=tp.partition, offset=index, timestamp=1.0, timestamp_type=0,
@@ -33,8 +35,9 @@ def samples(monitor_class: type[PrometheusMonitor]) -> dict:
         monitor.on_message_in(tp, index, message)
         # Every third message is read by both streams (two agents on one topic).
         for stream in streams[index % 2:] + streams[:index % 2] if index % 3 == 0 else [streams[index % 2]]:
-            state = monitor.on_stream_event_in(tp, index, stream, None)
-            monitor.on_stream_event_out(tp, index, stream, None, state)
+            event: Any = None  # the sensors only count events
+            state = monitor.on_stream_event_in(tp, index, stream, event)
+            monitor.on_stream_event_out(tp, index, stream, event, state)
         if index % 5:  # some messages stay in flight
             monitor.on_message_out(tp, index, message)
         if index == 13 and isinstance(monitor, ScrapeTimeMonitor):  # a scrape midway: counters move by deltas
