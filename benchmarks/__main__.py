@@ -9,9 +9,10 @@ import argparse
 import statistics
 import threading
 import time
+from typing import Any
 
 from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, row_count, rss_mb
-from caves_faust.devstack.harness import wait_until
+from caves_faust.devstack.harness import Pipeline, wait_until
 from caves_faust.generator import EventGenerator
 from caves_faust.settings import load_settings
 from caves_faust.warehouse import Batch, Warehouse, rows_json
@@ -21,6 +22,7 @@ SINK_BATCH_SIZES = (100, 1000, 5000, 20000)
 SINK_ROWS = 40_000
 LATENCY_RATE = 1000  # events/s
 LATENCY_SECONDS = 30
+BACKLOG_EVENTS = 100_000
 SOAK_EVENTS = 1_000_000
 SOAK_CHUNK = 100_000
 
@@ -99,34 +101,68 @@ def bench_sink(bench: BenchStack) -> None:
                                     len(rows_json(rows)) // len(rows)})
 
 
-def bench_latency(bench: BenchStack) -> None:
-    """At a steady LATENCY_RATE events/s: Kafka produce timestamp -> INGESTION_TIME of its row, p50/p95/p99."""
-    pipeline = bench.pipeline("bench_latency")
-    worker = pipeline.worker().start()
-    conn = bench.stack.snowflake_connection(pipeline.database)
-    total = LATENCY_RATE * LATENCY_SECONDS
-    events = messages(total, seed=7)
+def produce_steadily(bench: BenchStack, pipeline: Pipeline, events: list[tuple[bytes, bytes]], rate: float) -> None:
+    """Produce `events` at `rate` events/s, paced against the start (a slow send does not lower the rate)."""
     produced = 0
     started = time.perf_counter()
-    while produced < total:
-        due = int((time.perf_counter() - started) * LATENCY_RATE)
+    while produced < len(events):
+        due = int((time.perf_counter() - started) * rate)
         if due > produced:
-            chunk = events[produced:min(due, total)]
+            chunk = events[produced:min(due, len(events))]
             produce(bench.stack.bootstrap, pipeline.sales_topic, chunk)
             produced += len(chunk)
         time.sleep(0.01)
-    wait_until(lambda: row_count(pipeline, conn) >= total, 120, "every row")
+
+
+def latencies_since(conn: Any, produced_after: float) -> list[float]:
+    """Kafka timestamp -> INGESTION_TIME of every row produced after `produced_after` (Unix seconds), sorted."""
     with conn.cursor() as cur:
         cur.execute("SELECT EVENT_METADATA:timestamp::FLOAT, DATE_PART(EPOCH_MILLISECOND, INGESTION_TIME) "
-                    "FROM RAW_EVENTS_STREAM")
-        latencies = sorted(ingested / 1000 - produced_at for produced_at, ingested in cur.fetchall())
-    worker.stop()
-    conn.close()
+                    "FROM RAW_EVENTS_STREAM WHERE EVENT_METADATA:timestamp::FLOAT > %s", (produced_after,))
+        return sorted(ingested / 1000 - produced_at for produced_at, ingested in cur.fetchall())
+
+
+def quantiles(latencies: list[float]) -> dict[str, float]:
     q = statistics.quantiles(latencies, n=100)
-    figures = {"rate": LATENCY_RATE, "events": total, "p50_seconds": round(q[49], 3), "p95_seconds": round(q[94], 3),
-               "p99_seconds": round(q[98], 3), "max_seconds": round(latencies[-1], 3)}
-    report("latency", f"at {LATENCY_RATE} events/s produce->Snowflake p50 {figures['p50_seconds']} s, "
-           f"p95 {figures['p95_seconds']} s, p99 {figures['p99_seconds']} s", figures)
+    return {"events": len(latencies), "p50_seconds": round(q[49], 3), "p95_seconds": round(q[94], 3),
+            "p99_seconds": round(q[98], 3), "max_seconds": round(latencies[-1], 3)}
+
+
+def steady_phase(bench: BenchStack, pipeline: Pipeline, conn: Any, seed: int, expected_rows: int) -> dict[str, float]:
+    """LATENCY_SECONDS at LATENCY_RATE events/s; the latencies of those events once all are rows."""
+    events = messages(LATENCY_RATE * LATENCY_SECONDS, seed=seed)
+    phase_started = time.time()
+    produce_steadily(bench, pipeline, events, LATENCY_RATE)
+    wait_until(lambda: row_count(pipeline, conn) >= expected_rows, 120, "every row")
+    return quantiles(latencies_since(conn, phase_started))
+
+
+def _line(figures: dict[str, float]) -> str:
+    return f"p50 {figures['p50_seconds']} s, p95 {figures['p95_seconds']} s, p99 {figures['p99_seconds']} s"
+
+
+def bench_latency(bench: BenchStack) -> None:
+    """Kafka timestamp -> INGESTION_TIME at a steady LATENCY_RATE events/s: in a quiet steady state, and right
+    after the worker caught up a BACKLOG_EVENTS backlog (the first LATENCY_SECONDS after it), p50/p95/p99."""
+    steady_pipeline = bench.pipeline("bench_latency")
+    steady_conn = bench.stack.snowflake_connection(steady_pipeline.database)
+    worker = steady_pipeline.worker().start()
+    steady = steady_phase(bench, steady_pipeline, steady_conn, seed=7, expected_rows=LATENCY_RATE * LATENCY_SECONDS)
+    worker.stop()
+    steady_conn.close()
+
+    backlog_pipeline = bench.pipeline("bench_latency_backlog")
+    backlog_conn = bench.stack.snowflake_connection(backlog_pipeline.database)
+    produce(bench.stack.bootstrap, backlog_pipeline.sales_topic, messages(BACKLOG_EVENTS, seed=8))
+    worker = backlog_pipeline.worker().start(wait_assigned=False)
+    wait_until(lambda: row_count(backlog_pipeline, backlog_conn) >= BACKLOG_EVENTS, 600, "the backlog's rows")
+    after_backlog = steady_phase(bench, backlog_pipeline, backlog_conn, seed=9,
+                                 expected_rows=BACKLOG_EVENTS + LATENCY_RATE * LATENCY_SECONDS)
+    worker.stop()
+    backlog_conn.close()
+    report("latency", f"at {LATENCY_RATE} events/s produce->Snowflake, steady: {_line(steady)}; in the first "
+           f"{LATENCY_SECONDS} s after a {BACKLOG_EVENTS:,}-event backlog: {_line(after_backlog)}",
+           {"rate": LATENCY_RATE, "steady": steady, "after_backlog": after_backlog})
 
 
 def bench_memory(bench: BenchStack) -> None:

@@ -5,13 +5,15 @@ Only Faust, mode and aiokafka here: the app passes in what a correction needs, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Iterable, Mapping
+from typing import Any, Coroutine, Generator, Iterable, Mapping
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, AppT, EventT, Message
 from faust.types.transports import TransportT
+from mode.services import WaitResults
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
@@ -37,6 +39,51 @@ class Consumer(aiokafka_driver.Consumer):
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        """Faust's fetcher delivers each message with `wait_first(callback(message), suspend_flow.wait())`, a race
+        of four tasks (the callback, the flow's suspension, the consumer's stop and crash) then three
+        cancellations, ~125 us a message on this machine when loaded, for a callback that almost always ends at
+        once (a put into a buffer with room). Run the callback first, up to its first suspension: finished, that
+        is the race's outcome; suspended (a full buffer), it continues in the very same race."""
+        first, *others = coros
+        if timeout is not None or not asyncio.iscoroutine(first) or self._interrupted():
+            return await super().wait_first(*coros, timeout=timeout)
+        try:
+            waiting = first.send(None)
+        except StopIteration as finished:
+            for other in others:
+                if asyncio.iscoroutine(other):
+                    other.close()  # the race it would have run in never starts
+            return WaitResults([first], [finished.value], False)
+        return await super().wait_first(Continue(first, waiting), *others)
+
+    def _interrupted(self) -> bool:
+        return self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set()
+
+
+class Continue:
+    """Awaiting this continues `coro`, which was already run up to its first suspension, where it yielded
+    `waiting` (what asyncio's Task then waits on); its result, exceptions and cancellation pass through."""
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        waiting = self.waiting
+        while True:
+            thrown: BaseException | None = None
+            try:
+                yield waiting
+            except BaseException as exc:  # thrown in by the awaiting task: its cancellation
+                thrown = exc
+            try:
+                waiting = self.coro.send(None) if thrown is None else self.coro.throw(thrown)
+            except StopIteration as finished:
+                return finished.value
 
 
 def bootstrap_servers(app: AppT) -> str:

@@ -93,3 +93,78 @@ def test_a_data_directory_is_created_with_its_missing_parents(tmp_path, depth):
     app = App(f"patches-test-{depth}", datadir=str(datadir))
     app._create_directories()
     assert app.conf.tabledir.is_dir() and app.conf.tabledir.is_relative_to(datadir)
+
+
+# The consumer's delivery race (Consumer.wait_first): the same outcomes as Faust's, without its tasks.
+
+async def _put(queue: asyncio.Queue, value: str) -> str:
+    await queue.put(value)
+    return value
+
+
+@pytest.fixture
+async def consumer():
+    """A new consumer of the app, made inside the test's event loop (mode binds its events to the loop they are
+    made in), never started: the race needs none of its connections."""
+    from caves_faust.app import app
+
+    consumer = Consumer(app.transport, callback=app.topics.on_message, on_partitions_revoked=app._on_partitions_revoked,
+                        on_partitions_assigned=app._on_partitions_assigned, loop=asyncio.get_running_loop())
+    assert isinstance(app.consumer, Consumer)  # the worker's consumer is of the same class
+    return consumer
+
+
+async def test_a_delivery_into_a_buffer_with_room_is_done_at_once(consumer):
+    buffer: asyncio.Queue = asyncio.Queue(maxsize=1)
+    tasks_before = len(asyncio.all_tasks())
+    pending_tasks: list[int] = []
+
+    async def counting_put() -> str:
+        pending_tasks.append(len(asyncio.all_tasks()))
+        return await _put(buffer, "offset 1")
+
+    outcome = await consumer.wait_first(counting_put(), consumer.suspend_flow.wait())
+    assert (outcome.results, outcome.stopped, buffer.qsize()) == (["offset 1"], False, 1)
+    assert pending_tasks == [tasks_before]  # the callback ran in the caller's task: no race was started
+
+
+async def test_a_delivery_into_a_full_buffer_waits_for_room(consumer):
+    buffer: asyncio.Queue = asyncio.Queue(maxsize=1)
+    buffer.put_nowait("offset 1")
+    delivery = asyncio.ensure_future(consumer.wait_first(_put(buffer, "offset 2"), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.05)
+    assert not delivery.done()
+    assert buffer.get_nowait() == "offset 1"  # the agent takes one: there is room again
+    outcome = await asyncio.wait_for(delivery, 5)
+    assert (outcome.results, outcome.stopped, buffer.get_nowait()) == (["offset 2"], False, "offset 2")
+
+
+async def test_a_suspended_flow_interrupts_a_waiting_delivery(consumer):
+    buffer: asyncio.Queue = asyncio.Queue(maxsize=1)
+    buffer.put_nowait("offset 1")
+    delivery = asyncio.ensure_future(consumer.wait_first(_put(buffer, "offset 2"), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.05)
+    consumer.suspend_flow.set()  # a rebalance begins: the delivery is abandoned, as in Faust
+    try:
+        outcome = await asyncio.wait_for(delivery, 5)
+    finally:
+        consumer.suspend_flow.clear()
+    assert outcome.results == [True] and buffer.qsize() == 1  # the suspension won the race
+    await asyncio.sleep(0.05)
+    assert buffer.qsize() == 1  # the abandoned put was cancelled, not left to land later
+
+
+async def test_a_failing_delivery_raises_as_in_faust(consumer):
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("undecodable")
+
+    with pytest.raises(ValueError, match="undecodable"):
+        await consumer.wait_first(failing(), consumer.suspend_flow.wait())
+
+
+async def test_a_delivery_while_the_flow_is_suspended_runs_the_race_as_faust_does(consumer):
+    buffer: asyncio.Queue = asyncio.Queue(maxsize=1)
+    consumer.suspend_flow.set()
+    outcome = await consumer.wait_first(_put(buffer, "offset 1"), consumer.suspend_flow.wait())
+    assert True in outcome.results  # the suspension is among the winners, as in Faust's own race
