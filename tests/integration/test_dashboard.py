@@ -279,7 +279,7 @@ def test_inventory_page_shows_the_stock_and_the_products_running_low(shop, shop_
     assert figure(shown["Bouteilles en stock"][0]) == sum(stock.values())
     assert figure(shown[f"Produits en stock bas (≤ {threshold} bouteilles)"][0]) == len(low) >= 3
     listed = app.dataframe[0].value
-    assert list(zip(listed["Bouteilles"], listed["Produit"])) == low
+    assert list(zip(listed["Bouteilles"], listed["Produit"], strict=True)) == low
     assert "Le worker ne répond pas" not in infos(app)
 
 

@@ -44,7 +44,7 @@ with ui.section("Un produit"):
     if products.empty:
         ui.nothing_yet("Aucun produit vendu pour l'instant.")
     else:
-        names = dict(zip(products["PRODUCT_ID"].astype(int), products["PRODUCT_NAME"]))
+        names = dict(zip(products["PRODUCT_ID"].astype(int), products["PRODUCT_NAME"], strict=True))
         product_id = st.selectbox("Produit", list(names), format_func=lambda p: f"{p} · {names[p]}")
         sales = reads.product_daily_sales()
         sales = ui.per_day(sales[sales["PRODUCT_ID"].astype(int) == product_id], "SALES_DATE")
