@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from caves_faust.devstack.process import ManagedProcess
+from caves_faust.devstack.snowpipe import COMMIT_SECONDS, Snowpipe
 
 log = logging.getLogger("caves_faust.devstack.snowflake")
 
@@ -33,6 +34,7 @@ DETACHED_TRANSACTION_SECONDS = 300.0
 @dataclass
 class EmbeddedSnowflake(ManagedProcess):
     detached_transaction_seconds: float = DETACHED_TRANSACTION_SECONDS
+    streaming_commit_seconds: float = COMMIT_SECONDS
 
     @property
     def data_dir(self) -> Path:
@@ -44,7 +46,8 @@ class EmbeddedSnowflake(ManagedProcess):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "caves_faust.devstack.snowflake",
                 "--port", str(self.port), "--data-dir", str(self.data_dir.resolve()),
-                "--detached-transaction-seconds", str(self.detached_transaction_seconds)]
+                "--detached-transaction-seconds", str(self.detached_transaction_seconds),
+                "--streaming-commit-seconds", str(self.streaming_commit_seconds)]
 
 
 class DetachedTransactions:
@@ -96,7 +99,8 @@ def _first_word(body: bytes, encoding: str | None) -> str:
     return words[0].upper() if words else ""
 
 
-def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: float) -> None:
+def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: float,
+          streaming_commit_seconds: float) -> None:
     import fakesnow.server
     import uvicorn
     from fakesnow.instance import FakeSnow
@@ -106,18 +110,23 @@ def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: fl
     # Every session shares one DuckDB instance whose databases are files under data_dir.
     fakesnow.server.shared_fs = FakeSnow(db_path=data_dir)
     detached = DetachedTransactions(fakesnow.server.sessions, detached_transaction_seconds)
+    # Snowpipe Streaming's REST API on the same data, and SHOW CHANNELS on the SQL endpoint.
+    snowpipe = Snowpipe(fakesnow.server.shared_fs, streaming_commit_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(detached.abort_idle())
+        tasks = [asyncio.create_task(detached.abort_idle()), asyncio.create_task(snowpipe.commit_forever())]
         yield
-        watcher.cancel()
+        for task in tasks:
+            task.cancel()
 
     routes = [
-        Route(route.path, detached.watching(route.endpoint), methods=route.methods)
+        Route(route.path, detached.watching(snowpipe.answering_show_channels(fakesnow.server.sessions,
+                                                                             route.endpoint)),
+              methods=route.methods)
         if route.path == "/queries/v1/query-request" else route
         for route in fakesnow.server.app.routes
-    ]
+    ] + snowpipe.routes()
     uvicorn.run(Starlette(debug=True, routes=routes, lifespan=lifespan), host=host, port=port, log_level="warning")
 
 
@@ -129,6 +138,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--detached-transaction-seconds", type=float, default=DETACHED_TRANSACTION_SECONDS,
                         help="roll back a transaction idle this long and end its session (default: %(default)s)")
+    parser.add_argument("--streaming-commit-seconds", type=float, default=COMMIT_SECONDS,
+                        help="Snowpipe Streaming: commit appended rows this long after (default: %(default)s)")
     return parser
 
 
@@ -136,7 +147,7 @@ def main() -> None:
     args = argument_parser().parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.host, args.port, args.data_dir, args.detached_transaction_seconds)
+    serve(args.host, args.port, args.data_dir, args.detached_transaction_seconds, args.streaming_commit_seconds)
 
 
 if __name__ == "__main__":
