@@ -13,6 +13,7 @@ import pytest
 from caves_faust.devstack.harness import Stack
 from caves_faust.streaming.auth import Credentials
 from caves_faust.streaming.channels import ChannelFenced, StreamingClient
+from caves_faust.streaming.writer import StreamRow, StreamingWriter
 from caves_faust.warehouse import DDL
 
 pytestmark = pytest.mark.integration
@@ -111,3 +112,47 @@ async def test_rows_the_table_cannot_take_are_counted_as_errors_and_the_rest_com
         assert [r[1] for r in stored(stack, database)] == [20, 22]
     finally:
         await writer.close()
+
+
+def stream_rows(partition: int, offsets: range, **overrides: object) -> list[StreamRow]:
+    return [StreamRow(partition, n, json.dumps(row(n, EVENT_METADATA={"partition": partition, "offset": n},
+                                                   **overrides))) for n in offsets]
+
+
+async def test_a_restarted_writer_resumes_after_the_committed_tokens_and_a_zombie_is_fenced_out(stack, database):
+    first, second = client(stack, database), client(stack, database)
+    zombie = StreamingWriter(first, "caves-faust_sales.events", commit_timeout_seconds=30)
+    owner = StreamingWriter(second, "caves-faust_sales.events", commit_timeout_seconds=30)
+    try:
+        assert await zombie.committed({0, 1}) == {0: None, 1: None}
+        written = await zombie.write(stream_rows(0, range(0, 5)) + stream_rows(1, range(0, 3)))
+        assert (written.rows, written.fenced, written.errors) == (8, set(), {})
+
+        assert await owner.committed({0, 1}) == {0: 4, 1: 2}  # a restart, or the partitions' new owner
+        fenced = await zombie.write(stream_rows(0, range(5, 7)))
+        assert fenced.fenced == {0} and fenced.rows == 0
+        assert (await zombie.write(stream_rows(0, range(7, 8)))).fenced == {0}  # and it stays out
+        assert (await owner.write(stream_rows(0, range(5, 7)) + stream_rows(1, range(3, 4)))).rows == 3
+
+        stored_rows = stack.query(database, "SELECT EVENT_METADATA:partition::INTEGER, EVENT_METADATA:offset::INTEGER "
+                                            "FROM RAW_EVENTS_STREAM ORDER BY 1, 2")
+        assert stored_rows == [(0, n) for n in range(7)] + [(1, n) for n in range(4)]
+        channels = stack.query(database, "SHOW CHANNELS LIKE 'CAVES_FAUST_SALES_EVENTS_%'")
+        assert sorted((r[1], r[7]) for r in channels) == [("CAVES_FAUST_SALES_EVENTS_0", "6"),
+                                                          ("CAVES_FAUST_SALES_EVENTS_1", "3")]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_write_reports_the_rows_the_service_counted_as_errors(stack, database):
+    writer_client = client(stack, database)
+    writer = StreamingWriter(writer_client, "errors", commit_timeout_seconds=30)
+    try:
+        await writer.committed({2})
+        rows = stream_rows(2, range(0, 3)) + stream_rows(2, range(3, 4), PRODUCT_ID=10**40)
+        written = await writer.write(rows)
+        assert written.errors[2][0] == 1 and "out of range" in written.errors[2][1]
+        assert written.uncompressed_bytes == sum(len(r.line) + 1 for r in rows)
+    finally:
+        await writer_client.close()
