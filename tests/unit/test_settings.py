@@ -23,6 +23,8 @@ def test_defaults_follow_the_contract():
     ("SNOWFLAKE_PROTOCOL", "ftp", "one of http, https"),
     ("FAUST_STORE", "redis://", "rocksdb:// or memory://"),
     ("KAFKA_BROKER", " ", "host:port"),
+    ("SINK_MODE", "kafka-connect", "one of warehouse, streaming"),
+    ("SNOWFLAKE_WAREHOUSE_SIZE", "HUGE", "one of XSMALL"),
 ])
 def test_a_bad_value_stops_with_one_line_naming_the_setting(name, value, why):
     with pytest.raises(SettingsError) as caught:
@@ -43,6 +45,13 @@ def test_a_real_account_needs_credentials_and_secrets_never_show():
     settings = load_settings({"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in repr(settings)
     assert isinstance(settings.snowflake_password, Secret) and settings.snowflake_password == "hunter2-secret"
+
+
+def test_streaming_on_a_real_account_needs_a_key_pair():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PASSWORD": "pw", "SINK_MODE": "streaming"})
+    assert "SNOWFLAKE_PRIVATE_KEY_FILE" in str(caught.value) and "key-pair" in str(caught.value)
+    assert load_settings({"SINK_MODE": "streaming"}).sink_mode == "streaming"  # the embedded one takes any token
 
 
 def test_every_setting_has_a_distinct_environment_name():
