@@ -51,8 +51,8 @@ async def sales_intake(stream: StreamT) -> None:
 async def _store(stream: StreamT, batch: SortedBatch) -> bool:
     """Store a batch, hand its stock movements over, then acknowledge it; False when the worker must stop."""
     try:
-        accepted = await sink.store(batch)
-        await send_movements((a.valid, a.event) for a in accepted)
+        stored = await sink.store(batch)
+        await send_movements((a.valid, a.event) for a in stored.accepted)
     except SinkStopped as stopped:
         log.warning("intake: %s; the batch stays uncommitted and will be replayed", stopped)
         abandon(e.message for e in batch.events)
@@ -60,7 +60,7 @@ async def _store(stream: StreamT, batch: SortedBatch) -> bool:
     except Exception as exc:
         await _stop_worker(exc, batch.events)
         return False
-    for event in batch.events:
+    for event in stored.events:
         await stream.ack(event)
     return True
 

@@ -20,8 +20,12 @@ from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, EventT
 
 from caves_faust import metrics
-from caves_faust.app import app, dlq_topic, settings
+from caves_faust.app import abandon, app, dlq_topic, settings
+from caves_faust.cost import WarehouseClock
 from caves_faust.dlq import DeadLetter, DeadLetters, Received, encode_bytes
+from caves_faust.streaming.auth import Credentials
+from caves_faust.streaming.channels import ChannelFenced, StreamingClient, StreamingRefused, StreamingUnavailable
+from caves_faust.streaming.writer import StreamingWriter, StreamRow
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, Warehouse, is_content_error
 
@@ -39,15 +43,25 @@ class Accepted(Received):
     valid: ValidEvent
 
     def row(self) -> str:
-        """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object).
+        """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object)."""
+        return f'{{"m":{self._metadata()},"c":{self.valid.text}}}'
 
-        The metadata is formatted around the one part that needs JSON escaping, the key (json.dumps of the whole
-        was ~3% of the worker's GIL time): topic names need none, Kafka allows only [a-zA-Z0-9._-] in them."""
+    def stream_row(self) -> StreamRow:
+        """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them."""
+        event = self.valid.event
+        customer = getattr(event, "customer_id", None)
+        return StreamRow(self.partition, self.offset, (
+            f'{{"EVENT_TYPE":"{event.event_type}","PRODUCT_ID":{event.product_id},'
+            f'"CUSTOMER_ID":{"null" if customer is None else customer},"EVENT_METADATA":{self._metadata()},'
+            f'"EVENT_CONTENT":{self.valid.text}}}'))
+
+    def _metadata(self) -> str:
+        """Formatted around the one part that needs JSON escaping, the key (json.dumps of the whole was ~3% of the
+        worker's GIL time): topic names need none, Kafka allows only [a-zA-Z0-9._-] in them."""
         message = self.event.message
         key, key_encoding = encode_bytes(message.key)
-        return (f'{{"m":{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
-                f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"}},'
-                f'"c":{self.valid.text}}}')
+        return (f'{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
+                f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"}}')
 
 
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
@@ -96,6 +110,15 @@ class SortedBatch:
     validate_seconds: float
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A batch stored: its valid events (replays already stored included), for the stock, and the events to
+    acknowledge (all but those of partitions another writer took over: they are not ours to commit)."""
+
+    accepted: list[Accepted]
+    events: list[EventT]
+
+
 class SinkStopped(Exception):
     """The worker is shutting down while a write is still failing: leave the batch unacknowledged."""
 
@@ -135,9 +158,13 @@ def _one_line(exc: BaseException) -> str:
 
 class SnowflakeSink:
     def __init__(self, warehouse: Warehouse, dead_letters: DeadLetters, topic: str, retry_max_seconds: float,
-                 stopping: Callable[[], bool]):
+                 stopping: Callable[[], bool], streaming: StreamingWriter | None = None,
+                 owned: Callable[[], set[int]] = set, clock: WarehouseClock | None = None):
         self.stats = SessionStats()
         self.warehouse = warehouse
+        self.streaming = streaming  # None: rows go through the warehouse
+        self.owned = owned  # the sales partitions the consumer holds now
+        self.clock = clock
         self.dead_letters = dead_letters
         self.topic = topic
         self.retry_max_seconds = retry_max_seconds
@@ -152,6 +179,8 @@ class SnowflakeSink:
         for partition in partitions:
             self._high_waters.pop(partition, None)
         self.dead_letters.forget(partitions)
+        if self.streaming is not None:
+            self.streaming.forget(partitions)
 
     def sort(self, events: Sequence[EventT]) -> SortedBatch:
         """Sort a batch into valid events and dead letters (CPU only: the intake runs it while the previous batch
@@ -161,15 +190,18 @@ class SnowflakeSink:
         self.stats.count(accepted, letters)
         return SortedBatch(events, accepted, letters, time.perf_counter() - started)
 
-    async def store(self, batch: SortedBatch) -> list[Accepted]:
-        """Store a sorted batch durably; returns only when done (retrying through outages), with the batch's
-        valid events (replays the warehouse already holds included)."""
+    async def store(self, batch: SortedBatch) -> Stored:
+        """Store a sorted batch durably; returns only when done (retrying through outages)."""
         started = time.perf_counter()
         events = batch.events
         metrics.current_batch_size.set(len(events))
         dead_lettered = await self._until_done(
             "Kafka DLQ", lambda: self.dead_letters.send(batch.letters)) if batch.letters else 0
-        rows, skipped, rejected, insert_seconds = await self._store(batch.accepted, events)
+        fenced: set[int] = set()
+        if self.streaming is None:
+            rows, skipped, rejected, insert_seconds = await self._store(batch.accepted, events)
+        else:
+            rows, skipped, rejected, insert_seconds, fenced = await self._stream(batch.accepted)
         store_seconds = time.perf_counter() - started
         metrics.batch_size.observe(len(events))
         metrics.batch_duration.observe(batch.validate_seconds + store_seconds)
@@ -180,7 +212,12 @@ class SnowflakeSink:
             len(events), rows, dead_lettered, rejected, skipped, len({e.message.partition for e in events}),
             batch.validate_seconds * 1000, insert_seconds * 1000, store_seconds * 1000,
         )
-        return batch.accepted
+        if fenced:
+            log.warning("sink: fenced out of partitions %s (their channels were reopened by another writer): "
+                        "leaving their events to the new owner", sorted(fenced))
+            abandon(e.message for e in events if e.message.partition in fenced)
+        return Stored([a for a in batch.accepted if a.partition not in fenced],
+                      [e for e in events if e.message.partition not in fenced])
 
     async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         backoff = Backoff(what, self.retry_max_seconds, self.stopping)
@@ -206,6 +243,8 @@ class SnowflakeSink:
                 if batch.high_waters:
                     await asyncio.to_thread(self.warehouse.write, self.topic, batch)
                 insert_seconds = time.perf_counter() - started
+                if batch.high_waters and self.clock is not None:
+                    self.clock.wrote(started, started + insert_seconds)
             except FencedOut as exc:
                 log.warning("sink: %s; re-reading high-water marks", exc)
                 self.forget({e.message.partition for e in events})
@@ -230,12 +269,87 @@ class SnowflakeSink:
         if batch.high_waters:
             metrics.insert_duration.observe(insert_seconds)
             metrics.last_commit_timestamp.set(time.time())
-        for event_type, count in Counter(a.valid.event.event_type for a in fresh).items():
-            metrics.events_inserted.labels(event_type=event_type).inc(count)
+        self._count_inserted(fresh)
         skipped = len(accepted) - len(fresh)
         if skipped:
             metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
         return len(fresh), skipped, rejected, insert_seconds
+
+    async def _stream(self, accepted: list[Accepted]) -> tuple[int, int, int, float, set[int]]:
+        """Append the rows their channels have not committed and wait for the commit; returns (rows written,
+        replays skipped, rows rejected, append seconds, partitions fenced out)."""
+        assert self.streaming is not None
+        backoff = Backoff("Snowpipe Streaming", self.retry_max_seconds, self.stopping)
+        written = rejected = 0
+        fenced: set[int] = set()
+        started = time.perf_counter()
+        while True:
+            try:
+                await self._prepare([])
+                partitions = {a.partition for a in accepted} - fenced
+                committed = await self.streaming.committed(partitions)
+                fenced |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
+                partitions &= committed.keys()
+                fresh = [a for a in accepted if a.partition in partitions
+                         and a.offset > _or_minus_one(committed[a.partition])]
+                result = await self.streaming.write([a.stream_row() for a in fresh])
+            except (StreamingUnavailable, StreamingRefused, *WAREHOUSE_ERRORS) as exc:
+                self.streaming.reset()  # what was in flight may or may not be committed: read the tokens again
+                metrics.snowflake_up.set(0)
+                metrics.snowflake_failures.labels(reason="outage").inc()
+                await backoff.retry("outage", exc)
+                continue
+            # Committed now, errors included: they are found and dead-lettered before anything else happens.
+            refused = {id(a) for a in await self._stream_errors(fresh, result.errors)}
+            written += result.rows - len(refused)
+            rejected += len(refused)
+            self._count_inserted([a for a in fresh if a.partition not in result.fenced and id(a) not in refused])
+            lost = result.fenced - self.owned()
+            fenced |= lost
+            if result.fenced - lost:  # still ours: the writer that reopened them is a zombie about to be revoked
+                self.streaming.forget(result.fenced - lost)
+                await backoff.retry("fenced", ChannelFenced(f"partitions {sorted(result.fenced - lost)}"))
+                continue
+            break
+        backoff.succeeded()
+        metrics.snowflake_up.set(1)
+        metrics.last_commit_timestamp.set(time.time())
+        skipped = len([a for a in accepted if a.partition not in fenced]) - written - rejected
+        if skipped:
+            metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
+        seconds = time.perf_counter() - started
+        metrics.insert_duration.observe(seconds)
+        return written, skipped, rejected, seconds, fenced
+
+    async def _stream_errors(self, fresh: list[Accepted], errors: dict[int, tuple[int, str]]) -> list[Accepted]:
+        """Dead-letter the rows the service counted as errors: those of the reporting partitions not in the table."""
+        if not errors:
+            return []
+        refused: list[Accepted] = []
+        backoff = Backoff("Snowflake", self.retry_max_seconds, self.stopping)
+        for partition, (count, message) in errors.items():
+            rows = [a for a in fresh if a.partition == partition]
+            while True:
+                try:
+                    stored = await asyncio.to_thread(self.warehouse.stored_offsets, self.topic, partition,
+                                                     rows[0].offset, rows[-1].offset)
+                    break
+                except WAREHOUSE_ERRORS as exc:
+                    self.warehouse.reset()
+                    await backoff.retry("outage", exc)
+            backoff.succeeded()
+            missing = [a for a in rows if a.offset not in stored]
+            log.warning("sink: Snowpipe Streaming refused %d rows of partition %d: %s", count, partition, message)
+            refused += missing
+        letters = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", message)) for a in refused
+                   for message in [errors[a.partition][1]]]
+        await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters, in_order=False))
+        metrics.snowflake_failures.labels(reason="rejected").inc()
+        return refused
+
+    def _count_inserted(self, fresh: list[Accepted]) -> None:
+        for event_type, count in Counter(a.valid.event.event_type for a in fresh).items():
+            metrics.events_inserted.labels(event_type=event_type).inc(count)
 
     async def _prepare(self, partitions: list[int]) -> None:
         if not self._bootstrapped:
@@ -292,12 +406,24 @@ class SessionStats:
             log.info("session totals: %s", " ".join(f"{k}={v}" for k, v in sorted(self.totals.items())))
 
 
+def _streaming_writer() -> StreamingWriter | None:
+    if settings.sink_mode != "streaming":
+        return None
+    client = StreamingClient(Credentials.from_settings(settings), settings.snowflake_database,
+                             settings.snowflake_schema, settings.snowflake_pipe, settings.snowflake_timeout_seconds)
+    # One channel per source partition, per consumer group: <app id>_<topic>_<partition>.
+    return StreamingWriter(client, f"{settings.app_id}_{settings.sales_topic}", settings.snowflake_timeout_seconds)
+
+
 sink = SnowflakeSink(
     Warehouse(settings),
     DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap),
     settings.sales_topic,
     settings.sink_retry_max_seconds,
     stopping=lambda: app.should_stop,
+    streaming=_streaming_writer(),
+    owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
+    clock=WarehouseClock(settings.snowflake_auto_suspend_seconds, settings.warehouse_credits_per_hour),
 )
 
 
