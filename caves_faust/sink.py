@@ -159,11 +159,16 @@ def _one_line(exc: BaseException) -> str:
 class SnowflakeSink:
     def __init__(self, warehouse: Warehouse, dead_letters: DeadLetters, topic: str, retry_max_seconds: float,
                  stopping: Callable[[], bool], streaming: StreamingWriter | None = None,
-                 owned: Callable[[], set[int]] = set, clock: WarehouseClock | None = None):
+                 owned: Callable[[], set[int]] = set, rebalancing: Callable[[], bool] = lambda: False,
+                 fence_wait_seconds: float = 30.0,
+                 clock: WarehouseClock | None = None):
         self.stats = SessionStats()
         self.warehouse = warehouse
         self.streaming = streaming  # None: rows go through the warehouse
         self.owned = owned  # the sales partitions the consumer holds now
+        self.rebalancing = rebalancing  # whether a rebalance is under way (it waits for our unacknowledged events)
+        self.fence_wait_seconds = fence_wait_seconds
+        self._assignments: Counter[int] = Counter()  # partition -> times revoked or assigned
         self.clock = clock
         self.dead_letters = dead_letters
         self.topic = topic
@@ -178,6 +183,7 @@ class SnowflakeSink:
         partitions = set(partitions)  # read twice: the rebalance handlers pass a generator
         for partition in partitions:
             self._high_waters.pop(partition, None)
+            self._assignments[partition] += 1
         self.dead_letters.forget(partitions)
         if self.streaming is not None:
             self.streaming.forget(partitions)
@@ -195,13 +201,15 @@ class SnowflakeSink:
         started = time.perf_counter()
         events = batch.events
         metrics.current_batch_size.set(len(events))
-        dead_lettered = await self._until_done(
-            "Kafka DLQ", lambda: self.dead_letters.send(batch.letters)) if batch.letters else 0
         fenced: set[int] = set()
         if self.streaming is None:
+            dead_lettered = await self._send_letters(batch.letters)
             rows, skipped, rejected, insert_seconds = await self._store(batch.accepted, events)
         else:
+            # Rows first: a writer fenced out of a partition sends none of its letters either (the new owner
+            # does); a crash in between is harmless, replayed letters above the DLQ's tail are sent again.
             rows, skipped, rejected, insert_seconds, fenced = await self._stream(batch.accepted)
+            dead_lettered = await self._send_letters([d for d in batch.letters if d.partition not in fenced])
         store_seconds = time.perf_counter() - started
         metrics.batch_size.observe(len(events))
         metrics.batch_duration.observe(batch.validate_seconds + store_seconds)
@@ -218,6 +226,9 @@ class SnowflakeSink:
             abandon(e.message for e in events if e.message.partition in fenced)
         return Stored([a for a in batch.accepted if a.partition not in fenced],
                       [e for e in events if e.message.partition not in fenced])
+
+    async def _send_letters(self, letters: list[DeadLetter]) -> int:
+        return await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters)) if letters else 0
 
     async def _until_done(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         backoff = Backoff(what, self.retry_max_seconds, self.stopping)
@@ -279,18 +290,20 @@ class SnowflakeSink:
         """Append the rows their channels have not committed and wait for the commit; returns (rows written,
         replays skipped, rows rejected, append seconds, partitions fenced out)."""
         assert self.streaming is not None
-        backoff = Backoff("Snowpipe Streaming", self.retry_max_seconds, self.stopping)
+        backoff = Backoff("Snowflake", self.retry_max_seconds, self.stopping)  # its Snowpipe Streaming API
         written = rejected = 0
-        fenced: set[int] = set()
+        lost: set[int] = set()  # fenced out, and another worker holds them now: their events are not ours
+        held: dict[int, tuple[float, int]] = {}  # fenced out, still assigned to us: since when, at which assignment
         started = time.perf_counter()
         while True:
+            self._settle_fenced(held, lost)
+            partitions = {a.partition for a in accepted} - lost - held.keys()
+            assignments = self._assignments.copy()  # a rebalance during the write changes them
             try:
                 await self._prepare([])
-                partitions = {a.partition for a in accepted} - fenced
                 committed = await self.streaming.committed(partitions)
-                fenced |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
-                partitions &= committed.keys()
-                fresh = [a for a in accepted if a.partition in partitions
+                lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
+                fresh = [a for a in accepted if a.partition in committed
                          and a.offset > _or_minus_one(committed[a.partition])]
                 result = await self.streaming.write([a.stream_row() for a in fresh])
             except (StreamingUnavailable, StreamingRefused, *WAREHOUSE_ERRORS) as exc:
@@ -304,22 +317,35 @@ class SnowflakeSink:
             written += result.rows - len(refused)
             rejected += len(refused)
             self._count_inserted([a for a in fresh if a.partition not in result.fenced and id(a) not in refused])
-            lost = result.fenced - self.owned()
-            fenced |= lost
-            if result.fenced - lost:  # still ours: the writer that reopened them is a zombie about to be revoked
-                self.streaming.forget(result.fenced - lost)
-                await backoff.retry("fenced", ChannelFenced(f"partitions {sorted(result.fenced - lost)}"))
-                continue
-            break
+            for partition in result.fenced:
+                held.setdefault(partition, (time.monotonic(), assignments[partition]))
+            if not held:
+                break
+            await backoff.retry("fenced", ChannelFenced(f"channels of partitions {sorted(held)} reopened elsewhere"))
         backoff.succeeded()
         metrics.snowflake_up.set(1)
         metrics.last_commit_timestamp.set(time.time())
-        skipped = len([a for a in accepted if a.partition not in fenced]) - written - rejected
+        skipped = len([a for a in accepted if a.partition not in lost]) - written - rejected
         if skipped:
             metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
         seconds = time.perf_counter() - started
         metrics.insert_duration.observe(seconds)
-        return written, skipped, rejected, seconds, fenced
+        return written, skipped, rejected, seconds, lost
+
+    def _settle_fenced(self, held: dict[int, tuple[float, int]], lost: set[int]) -> None:
+        """A partition fenced out while assigned to us is the new owner's once a rebalance starts or went by (a
+        zombie learns it was revoked within a heartbeat; the rebalance waits for these events, and if the
+        partition stays ours Faust reads them again from the committed offset); still ours after a whole
+        session timeout without one, the writer that reopened its channel was the zombie: reopen it."""
+        assert self.streaming is not None
+        owned, rebalancing = self.owned(), self.rebalancing()
+        for partition, (since, assignment) in list(held.items()):
+            if rebalancing or partition not in owned or self._assignments[partition] != assignment:
+                lost.add(partition)
+                del held[partition]
+            elif time.monotonic() - since >= self.fence_wait_seconds:
+                self.streaming.forget({partition})
+                del held[partition]
 
     async def _stream_errors(self, fresh: list[Accepted], errors: dict[int, tuple[int, str]]) -> list[Accepted]:
         """Dead-letter the rows the service counted as errors: those of the reporting partitions not in the table."""
@@ -423,6 +449,8 @@ sink = SnowflakeSink(
     stopping=lambda: app.should_stop,
     streaming=_streaming_writer(),
     owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
+    rebalancing=lambda: not app.flow_control.is_active(),
+    fence_wait_seconds=settings.session_timeout_seconds,
     clock=WarehouseClock(settings.snowflake_auto_suspend_seconds, settings.warehouse_credits_per_hour),
 )
 

@@ -128,6 +128,8 @@ class Pipeline:
             "SNOWFLAKE_DATABASE": self.database,
             "F_DATADIR": str(datadir),
             "PYTHONUNBUFFERED": "1",
+            # The whole suite in one sink mode or the other (the product's default otherwise).
+            **({"SINK_MODE": os.environ["TEST_SINK_MODE"]} if os.environ.get("TEST_SINK_MODE") else {}),
             **self.extra_env,
         })
         return env

@@ -119,7 +119,8 @@ class StreamingClient:
 
     async def _ready_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            # trust_env: HTTPS_PROXY / NO_PROXY apply, as they do to the Snowflake connector.
+            self._session = aiohttp.ClientSession(timeout=self.timeout, trust_env=True)
         if self.credentials.stale():
             await self.credentials.renew(self._session)
         return self._session

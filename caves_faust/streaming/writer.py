@@ -77,7 +77,8 @@ class StreamingWriter:
         commit. Raises StreamingUnavailable when the service fails or the commit does not come in time."""
         written = Written()
         appended: dict[int, int] = {}  # partition -> end offset token appended
-        for partition, part in _by_partition(rows).items():
+        parts = _by_partition(rows)
+        for partition, part in parts.items():
             if partition in self._fenced:
                 written.fenced.add(partition)
                 continue
@@ -93,8 +94,8 @@ class StreamingWriter:
                 written.fenced.add(partition)
                 continue
             appended[partition] = part[-1].offset
-            written.rows += len(part)
         await self._until_committed(appended, written)
+        written.rows = sum(len(parts[p]) for p in appended if p not in written.fenced)
         return written
 
     def fence(self, partition: int) -> None:
@@ -115,13 +116,20 @@ class StreamingWriter:
         deadline = time.monotonic() + self.commit_timeout_seconds
         waiting = dict(appended)
         while waiting:
+            for partition in [p for p in waiting if p not in self._channels]:  # forgotten meanwhile: a rebalance
+                written.fenced.add(partition)
+                del waiting[partition]
+            if not waiting:
+                return
             names = {self.channel_name(p): p for p in waiting}
             for name, status in (await self.client.statuses(list(names))).items():
                 partition = names[name]
                 token = status.committed_offset_token
                 if token is None or int(token) < waiting[partition]:
                     continue
-                state = self._channels[partition]
+                state = self._channels.get(partition)
+                if state is None:  # forgotten while we asked: handled at the next round
+                    continue
                 if status.rows_error_count > state.error_count:
                     written.errors[partition] = (status.rows_error_count - state.error_count,
                                                  status.last_error_message or "")

@@ -1,5 +1,6 @@
-"""Fault injection from outside the worker: a proxy that withholds a Snowflake COMMIT, Kafka topic configs,
-the sockets a process listens on. No mock: the worker talks to the real broker and embedded Snowflake."""
+"""Fault injection from outside the worker: proxies that withhold a Snowflake COMMIT or a streaming append's
+answer, Kafka topic configs, the sockets a process listens on. No mock: the worker talks to the real broker and
+embedded Snowflake."""
 
 from __future__ import annotations
 
@@ -17,18 +18,18 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 ROWS_INSERT = "INSERT INTO RAW_EVENTS_STREAM"
 
 
-class SnowflakeCommitTrap:
-    """A TCP proxy in front of the embedded Snowflake that forwards everything, except that it withholds the
-    COMMIT of the sink's `let_through + 1`-th row-writing transaction: that transaction stays open on the server
-    with its rows inserted and its high-water marks advanced. `held` is set then; the test kills the worker,
-    which thus dies inside the Snowflake write, never between two."""
+class SnowflakeTrap:
+    """A TCP proxy in front of the embedded Snowflake that forwards everything until `_withhold` picks a request:
+    `held` is set then and the worker never hears back (the request itself reaches Snowflake when
+    `forward_withheld`); the test kills the worker, which thus dies inside that write, never between two."""
+
+    forward_withheld = False
 
     def __init__(self, upstream_port: int, let_through: int):
         self.upstream_port = upstream_port
         self.let_through = let_through
         self.writes_committed = 0
         self.held = threading.Event()
-        self._after_rows_insert = False
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -47,7 +48,8 @@ class SnowflakeCommitTrap:
 
     def _serve(self, client: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        muted = threading.Event()
+        threading.Thread(target=_pump, args=(upstream, client, muted), daemon=True).start()
         reader = client.makefile("rb")
         try:
             while True:
@@ -55,15 +57,37 @@ class SnowflakeCommitTrap:
                 if request is None:
                     return
                 if self._withhold(request):
+                    muted.set()  # for good on this upstream connection
                     self.held.set()
-                    reader.read()  # until the worker dies and its socket closes
-                    return
+                    later = self._hold(request, upstream)
+                    if later is None:
+                        reader.read()  # until the worker dies and its socket closes
+                        return
+                    upstream, muted = later, threading.Event()
+                    threading.Thread(target=_pump, args=(upstream, client, muted), daemon=True).start()
                 upstream.sendall(request)
         except OSError:
             return
         finally:
             for sock in (client, upstream):
                 sock.close()
+
+    def _withhold(self, request: bytes) -> bool:
+        raise NotImplementedError
+
+    def _hold(self, request: bytes, upstream: socket.socket) -> socket.socket | None:
+        """What becomes of the withheld request: None, it stays unanswered; or a new upstream connection that it
+        is sent on now, its answer going back to the worker, and the proxying goes on."""
+        if self.forward_withheld:
+            upstream.sendall(request)
+        return None
+
+
+class SnowflakeCommitTrap(SnowflakeTrap):
+    """Withholds the COMMIT of the sink's `let_through + 1`-th row-writing transaction: that transaction stays
+    open on the server with its rows inserted and its high-water marks advanced."""
+
+    _after_rows_insert = False
 
     def _withhold(self, request: bytes) -> bool:
         sql = _sql_text(request)
@@ -77,6 +101,39 @@ class SnowflakeCommitTrap:
             if sql.lstrip().upper().startswith(("INSERT", "COMMIT", "ROLLBACK")):
                 self._after_rows_insert = sql.lstrip().upper().startswith(ROWS_INSERT)
         return False
+
+
+class StreamingAppendTrap(SnowflakeTrap):
+    """Forwards the sink's `let_through + 1`-th Snowpipe Streaming append and withholds its answer: the rows are
+    appended and will commit on the server, while the worker waits to hear that they were."""
+
+    forward_withheld = True
+
+    def _withhold(self, request: bytes) -> bool:
+        line = request.split(b"\r\n", 1)[0]
+        if not (line.startswith(b"POST /v2/streaming/data/") and b"/rows?" in line):
+            return False
+        with self._lock:
+            if self.writes_committed == self.let_through:
+                return True
+            self.writes_committed += 1
+        return False
+
+
+class ParkedAppendTrap(StreamingAppendTrap):
+    """Parks the sink's `let_through + 1`-th append, unsent, until `release()`: then it reaches Snowflake late,
+    as a zombie's append would, and its answer goes back to the worker."""
+
+    def __init__(self, upstream_port: int, let_through: int):
+        super().__init__(upstream_port, let_through)
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _hold(self, request: bytes, upstream: socket.socket) -> socket.socket | None:
+        self.released.wait(300)
+        return socket.create_connection(("127.0.0.1", self.upstream_port))  # the old one may have timed out
 
 
 def _read_request(reader) -> bytes | None:
@@ -103,14 +160,16 @@ def _sql_text(request: bytes) -> str | None:
     return json.loads(body).get("sqlText")
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+def _pump(source: socket.socket, target: socket.socket, muted: threading.Event) -> None:
+    """Source to target until either closes; once muted, drops what comes and leaves the target open."""
     try:
         while data := source.recv(65536):
-            target.sendall(data)
+            if not muted.is_set():
+                target.sendall(data)
     except OSError:
         pass
     finally:
-        for sock in (source, target):
+        for sock in (source,) if muted.is_set() else (source, target):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -8,7 +8,7 @@ import pytest
 
 from caves_faust.devstack.harness import wait_until
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, mixed_payloads, partition_offsets_delivered
-from tests.reliability.faults import SnowflakeCommitTrap
+from tests.reliability.faults import SnowflakeCommitTrap, StreamingAppendTrap
 
 ABORTED = "aborting a transaction idle"
 
@@ -51,14 +51,14 @@ def test_kill_9_inside_a_snowflake_write(pipeline, start_worker, stack):
     trap = SnowflakeCommitTrap(stack.snowflake.port, let_through=1)
     aborted_before = stack.snowflake.log_file.read_text().count(ABORTED)
     try:
-        worker = start_worker(SNOWFLAKE_PORT=str(trap.port))
+        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="warehouse")
         producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
         assert trap.held.wait(90), "no second sink transaction reached Snowflake"
         worker.kill()
     finally:
         trap.close()
     killed_pid = worker.process.pid
-    restarted = start_worker()  # straight to the embedded Snowflake
+    restarted = start_worker(SINK_MODE="warehouse")  # straight to the embedded Snowflake
     sent = producer.join()
 
     print(assert_exactly_once(pipeline, sent, restarted))
@@ -66,6 +66,29 @@ def test_kill_9_inside_a_snowflake_write(pipeline, start_worker, stack):
     assert len(written) == 1, "the write the worker was killed in completed"
     # The embedded Snowflake rolled back the transaction the killed worker left open (as Snowflake does).
     assert stack.snowflake.log_file.read_text().count(ABORTED) > aborted_before
+
+
+def test_kill_9_inside_a_streaming_append(pipeline, start_worker, stack):
+    # Streaming: the first worker reaches Snowflake through a proxy that lets one append through and forwards the
+    # second without its answer: those rows are appended and commit on the server a second later, while the
+    # worker waits to hear of the append. Killing it then is killing it inside an append, every time: none of
+    # the batch's events were acknowledged, and the restarted worker must skip what the channels committed.
+    trap = StreamingAppendTrap(stack.snowflake.port, let_through=1)
+    try:
+        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="streaming")
+        producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
+        assert trap.held.wait(90), "no second append reached Snowflake"
+        worker.kill()
+    finally:
+        trap.close()
+    killed_pid = worker.process.pid
+    restarted = start_worker(SINK_MODE="streaming")
+    sent = producer.join()
+
+    delivered = assert_exactly_once(pipeline, sent, restarted)
+    print(delivered)
+    assert not re.search(rf"\[{killed_pid}\] \[INFO\] sink batch: events=\d+ rows=[1-9]", worker.log_text())
+    assert delivered.replays_skipped > 0  # the killed worker's appends committed: their events were skipped
 
 
 def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker):

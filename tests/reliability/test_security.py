@@ -55,6 +55,7 @@ def test_no_secret_in_logs_errors_metrics_or_web_pages(auth, pipeline, start_wor
     secrets = [PASSWORD, PASSPHRASE]
     if auth == "password":
         env["SNOWFLAKE_PASSWORD"] = PASSWORD
+        env["SINK_MODE"] = "warehouse"  # streaming takes a key pair only
     else:
         key_file = tmp_path / "canary_key.p8"
         secrets.append(encrypted_private_key(key_file))
