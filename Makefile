@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up down status demo test bench clean
+.PHONY: install up down status demo lint test bench clean
 
 install: $(STAMP)
 
@@ -27,7 +27,11 @@ status: install
 demo: install
 	$(PY) -m caves_faust.devstack demo
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: install lint
 	$(PY) -m pytest
 
 bench: install

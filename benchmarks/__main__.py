@@ -10,12 +10,11 @@ import statistics
 import threading
 import time
 
+from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, row_count, rss_mb
+from caves_faust.devstack.harness import wait_until
 from caves_faust.generator import EventGenerator
 from caves_faust.settings import load_settings
 from caves_faust.warehouse import Batch, Warehouse, rows_json
-
-from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, rss_mb, row_count
-from caves_faust.devstack.harness import wait_until
 
 PIPELINE_EVENTS = 100_000
 SINK_BATCH_SIZES = (100, 1000, 5000, 20000)
@@ -33,14 +32,14 @@ def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]]
     conn = bench.stack.snowflake_connection(pipeline.database)
     started = time.perf_counter()
     running = [pipeline.worker(index).start(wait_assigned=False) for index in range(workers)]
-    cpu = CpuMeter({f"worker{index}": w.process.pid for index, w in enumerate(running)},
+    cpu = CpuMeter({f"worker{index}": w.pid for index, w in enumerate(running)},
                    {"snowflake": bench.stack.snowflake.pid(), "broker": bench.stack.kafka.pid()})
     samples: list[float] = []
     try:
         while (rows := row_count(pipeline, conn)) < len(events):
-            samples.extend(rss_mb(w.process.pid) for w in running)
+            samples.extend(rss_mb(w.pid) for w in running)
             for w in running:
-                assert w.process.poll() is None, w.log_text()[-2000:]
+                assert w.process is not None and w.process.poll() is None, w.log_text()[-2000:]
             time.sleep(0.5)
         elapsed = time.perf_counter() - started
         cpu.stop()
@@ -86,7 +85,7 @@ def bench_sink(bench: BenchStack) -> None:
     for size in SINK_BATCH_SIZES:
         batches = max(1, SINK_ROWS // size)
         started = time.perf_counter()
-        for b in range(batches):
+        for _ in range(batches):
             rows = [f'{{"m":{{"topic":"bench","partition":0,"offset":{offset + 1 + i}}},"c":{contents[i]}}}'
                     for i in range(size)]
             old = offset if offset >= 0 else None
@@ -94,7 +93,7 @@ def bench_sink(bench: BenchStack) -> None:
             warehouse.write("bench", Batch(rows, {0: (old, offset)}))
         figures[str(size)] = round(batches * size / (time.perf_counter() - started))
     warehouse.close()
-    best = max(figures, key=figures.get)
+    best = max(figures, key=lambda size: figures[size])
     report("sink", "rows/s by batch size " + ", ".join(f"{k}: {v}" for k, v in figures.items())
            + f" (best at {best})", {"rows_per_second_by_batch_size": figures, "rows_json_bytes_per_row":
                                     len(rows_json(rows)) // len(rows)})
@@ -140,7 +139,7 @@ def bench_memory(bench: BenchStack) -> None:
 
     def sample() -> None:
         while not stop.is_set():
-            samples.append((row_count(pipeline, conn), rss_mb(worker.process.pid)))
+            samples.append((row_count(pipeline, conn), rss_mb(worker.pid)))
             time.sleep(2)
 
     sampler = threading.Thread(target=sample, daemon=True)

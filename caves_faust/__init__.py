@@ -4,7 +4,7 @@
 tables, web views, metrics and commands.
 """
 
+from caves_faust import commands, intake, probes, stock, views, web_metrics  # noqa: F401  (registration by import)
 from caves_faust.app import app
-from caves_faust import commands, intake, probes, sink, stock, views, web_metrics  # noqa: F401  (registration by import)
 
 __all__ = ["app"]

@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections import Counter
 from itertools import islice
+from typing import Any, Awaitable
+
 import click
 from faust.cli import AppCommand, option
 
@@ -53,7 +55,7 @@ async def generate(self: AppCommand, count: int | None, rate: float, invalid_rat
     self.app.conf.producer_linger = PRODUCER_LINGER_SECONDS
     messages = islice(EventGenerator(seed=seed, invalid_ratio=invalid_ratio), count)
     tally = Tally()
-    pending: list[asyncio.Future] = []
+    pending: list[Awaitable[Any]] = []
     next_progress = tally.started + PROGRESS_SECONDS
     self.say(f"generate: sending to {settings.sales_topic} on {settings.kafka_broker}")
     outcome = "failed"
@@ -80,7 +82,7 @@ async def generate(self: AppCommand, count: int | None, rate: float, invalid_rat
         await asyncio.shield(_finish(self, outcome, tally))
 
 
-async def _delivered(pending: list[asyncio.Future]) -> None:
+async def _delivered(pending: list[Awaitable[Any]]) -> None:
     await asyncio.gather(*pending)
     pending.clear()
 

@@ -1,72 +1,49 @@
-"""The dead-letter queue: one JSON message per invalid input, written once even across crashes.
+"""The dead-letter queue: one JSON message per invalid input (or row Snowflake refuses), written once.
 
-A source partition's dead letters all go to one DLQ partition, in offset order, so the last dead letter
-of a source partition in the DLQ tells how far an earlier run got: after a restart or a rebalance the
-replayed inputs at or below it are not sent again.
+A source partition's dead letters all go to one DLQ partition. Every letter of a batch is written before the
+batch's Snowflake transaction commits, and that commit moves the partition's high-water mark past every event of
+the batch: so every letter at or below the mark is in the DLQ already, and the letters above it are all after
+the last of those in the DLQ partition. After a restart or a rebalance the sink reads them (the "tail") back
+to the first letter at or below the mark, and sends only the letters not there. The tail read stops after
+TAIL_SCAN_LIMIT messages of the DLQ partition: a letter written before those would be written again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import logging
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import EventT, TopicT
+from faust.types import TopicT
 
 from caves_faust import metrics
 from caves_faust.kafka_admin import partition_count
+from caves_faust.received import Received, encode_bytes
 from caves_faust.validation import InvalidEvent
-
-log = logging.getLogger(__name__)
 
 # Keep each dead letter well under Kafka's default 1 MB message limit, so that the DLQ write itself
 # cannot fail on an oversized input; the original size is recorded. The bounds hold for the JSON text, where a
 # control character takes 6 bytes: a 1 MB input of them made a 1.5 MB letter the producer refused, forever.
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_KEY_BYTES = 16 * 1024
-# How far back to look in a shared DLQ partition for the last dead letter of a source partition.
+# How far back to read a shared DLQ partition for the letters of a source partition above its high-water mark.
 TAIL_SCAN_LIMIT = 20_000
 TAIL_SCAN_CHUNK = 500
 
 
-def encode_bytes(raw: bytes | None) -> tuple[str | None, str]:
-    """(text, encoding): UTF-8 text when it is, else base64."""
-    if raw is None:
-        return None, "none"
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
-
-
 def encode_bounded(raw: bytes | None, limit: int) -> tuple[str | None, str, bool]:
     """(text, encoding, truncated): `encode_bytes` of the longest prefix that takes at most `limit` bytes in JSON."""
-    kept = raw[:limit] if raw is not None else None
+    if raw is None:
+        return None, "none", False
+    kept = raw[:limit]
     while True:
         text, encoding = encode_bytes(kept)
         size = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
-        if kept is None or size <= limit:
-            return text, encoding, raw is not None and len(kept) < len(raw)
+        if size <= limit:
+            return text, encoding, len(kept) < len(raw)
         kept = kept[:len(kept) * limit // size]
-
-
-@dataclass(frozen=True)
-class Received:
-    """An input event and where it came from."""
-
-    event: EventT
-
-    @property
-    def partition(self) -> int:
-        return self.event.message.partition
-
-    @property
-    def offset(self) -> int:
-        return self.event.message.offset
 
 
 @dataclass(frozen=True)
@@ -96,33 +73,27 @@ class DeadLetter(Received):
 
 
 class DeadLetters:
-    """Writes dead letters for the partitions this worker owns, skipping those an earlier run wrote."""
+    """Writes dead letters for the partitions this worker owns, skipping those already in the DLQ."""
 
     def __init__(self, topic: TopicT, source_topic: str, bootstrap: str):
         self.topic = topic
         self.source_topic = source_topic
         self.bootstrap = bootstrap
-        # source partition -> highest offset found in the DLQ when this worker took the partition. Not moved
-        # by our own sends: a batch may dead-letter a lower offset after a higher one (Snowflake rejections).
-        self._written_before: dict[int, int] = {}
-        # source partition -> highest offset of the letters sent in stream order since then: a message at or
-        # below it is one Faust delivered again.
-        self._sent_in_order: dict[int, int] = {}
+        # source partition -> (the high-water mark the tail was read down to, offsets of the letters above it,
+        # those found in the DLQ and those sent since).
+        self._written: dict[int, tuple[int, set[int]]] = {}
         self._dlq_partitions = 0
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance (another worker may have written meanwhile) and after a failed send: re-read the tail."""
         for partition in partitions:
-            self._written_before.pop(partition, None)
-            self._sent_in_order.pop(partition, None)
+            self._written.pop(partition, None)
 
-    async def send(self, letters: list[DeadLetter], in_order: bool = True) -> int:
-        """Write the letters not written yet and wait until the broker has them all. Returns how many were sent.
-        `in_order`: the letters follow the stream's offset order (not so for Snowflake's later rejections)."""
-        fresh = [
-            letter for letter in letters if letter.offset > await self._high_water(letter.partition)
-            and not (in_order and letter.offset <= self._sent_in_order.get(letter.partition, -1))
-        ]
+    async def send(self, letters: list[DeadLetter], stored: Mapping[int, int]) -> int:
+        """Write the letters not in the DLQ yet and wait until the broker has them all; returns how many were sent.
+        `stored`: per partition, the Snowflake high-water mark the batch is written against (-1 or absent: none known,
+        so the whole bounded tail is read)."""
+        fresh = [letter for letter in letters if not await self._is_written(letter, stored.get(letter.partition, -1))]
         if not fresh:
             return 0
         dlq_partitions = await self._partition_count()
@@ -142,9 +113,17 @@ class DeadLetters:
             raise
         for letter in fresh:
             metrics.dlq_messages.labels(error_type=letter.error.error_type).inc()
-            if in_order and letter.offset > self._sent_in_order.get(letter.partition, -1):
-                self._sent_in_order[letter.partition] = letter.offset
+            self._written[letter.partition][1].add(letter.offset)
         return len(fresh)
+
+    async def _is_written(self, letter: DeadLetter, high_water: int) -> bool:
+        if letter.offset <= high_water:
+            return True  # its batch committed after writing it
+        known = self._written.get(letter.partition)
+        if known is None or known[0] > high_water:  # not read yet, or read down to a mark this batch is below
+            known = (high_water, await self._read_tail(letter.partition, high_water))
+            self._written[letter.partition] = known
+        return letter.offset in known[1]
 
     async def _partition_count(self) -> int:
         if not self._dlq_partitions:
@@ -154,14 +133,11 @@ class DeadLetters:
                 raise RuntimeError(f"DLQ topic {name!r} does not exist")
         return self._dlq_partitions
 
-    async def _high_water(self, partition: int) -> int:
-        if partition not in self._written_before:
-            self._written_before[partition] = await self._read_high_water(partition)
-        return self._written_before[partition]
-
-    async def _read_high_water(self, partition: int) -> int:
-        """The source offset of the last dead letter of `partition`, or -1."""
+    async def _read_tail(self, partition: int, high_water: int) -> set[int]:
+        """The source offsets above `high_water` of the letters of `partition`, read from the end of its DLQ
+        partition back to the first letter at or below `high_water` (or TAIL_SCAN_LIMIT messages)."""
         tp = TopicPartition(self.topic.get_topic_name(), partition % await self._partition_count())
+        above: set[int] = set()
         async with _Reader(self.bootstrap) as reader:
             reader.assign([tp])
             end = (await reader.end_offsets([tp]))[tp]
@@ -169,11 +145,12 @@ class DeadLetters:
             stop = max(start, end - TAIL_SCAN_LIMIT)
             while end > stop:
                 chunk_start = max(stop, end - TAIL_SCAN_CHUNK)
-                found = await _last_letter_of(reader, tp, chunk_start, end, self.source_topic, partition)
-                if found is not None:
-                    return found
+                offsets = await _letter_offsets(reader, tp, chunk_start, end, self.source_topic, partition)
+                above.update(o for o in offsets if o > high_water)
+                if any(o <= high_water for o in offsets):
+                    break
                 end = chunk_start
-        return -1
+        return above
 
 
 class _Reader:
@@ -190,11 +167,12 @@ class _Reader:
         await self.consumer.stop()
 
 
-async def _last_letter_of(
+async def _letter_offsets(
     reader: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int, source_topic: str, partition: int,
-) -> int | None:
+) -> list[int]:
+    """The source offsets of the letters of `partition` among the DLQ messages [start, end) of `tp`."""
     reader.seek(tp, start)
-    best: int | None = None
+    found: list[int] = []
     position = start
     while position < end:
         batch = await reader.getmany(tp, timeout_ms=5000)
@@ -210,5 +188,5 @@ async def _last_letter_of(
             except (ValueError, TypeError):
                 continue
             if letter.get("topic") == source_topic and letter.get("partition") == partition:
-                best = max(best if best is not None else -1, int(letter["offset"]))
-    return best
+                found.append(int(letter["offset"]))
+    return found

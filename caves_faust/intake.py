@@ -5,25 +5,61 @@ is stored by the sink (dead letters on the DLQ, rows in Snowflake) and its stock
 producer, which Faust flushes before it commits. One agent rather than one per concern: Faust's per-message
 cost and the validation are paid once per event, and no message is shared by two streams.
 
-The next batch is read and validated while one is being written: a write mostly waits on Snowflake, and
-overlapping it gained 17-23% events/s in the benchmark (three paired runs). Batches are still stored one at a
-time, in offset order, each acknowledged once stored; at most two are held in memory.
+The next batch is read and classified while one is being written; batches are still stored one at a time, in
+offset order, each acknowledged once stored: at most two are held in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+from typing import Sequence, Set
 
-from faust.types import EventT, StreamT
+from faust.types import TP, AppT, EventT, StreamT
 
-from caves_faust.app import abandon, app, sales_topic, settings
-from caves_faust.sink import SinkStopped, SortedBatch, sink
+from caves_faust.app import app, dlq_topic, sales_topic, settings
+from caves_faust.cost import WarehouseClock
+from caves_faust.dlq import DeadLetters
+from caves_faust.faust_patches import abandon
+from caves_faust.retry import RetryPolicy, SinkStopped
+from caves_faust.sink import SnowflakeSink
 from caves_faust.stock import send_movements
-from caves_faust.warehouse import describe
+from caves_faust.streaming.auth import Credentials
+from caves_faust.streaming.channels import StreamingClient
+from caves_faust.streaming.sink import StreamingSink
+from caves_faust.streaming.writer import StreamingWriter
+from caves_faust.triage import Classified, classify, session_stats
+from caves_faust.warehouse import Warehouse, describe, what_to_check
 
 log = logging.getLogger(__name__)
+
+
+
+def _sink() -> SnowflakeSink | StreamingSink:
+    dead_letters = DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap)
+    retry = RetryPolicy(settings.sink_retry_max_seconds)
+    if settings.sink_mode == "streaming":
+        client = StreamingClient(Credentials.from_settings(settings), settings.snowflake_database,
+                                 settings.snowflake_schema, settings.snowflake_pipe, settings.snowflake_timeout_seconds)
+        # One channel per source partition and consumer group: <app id>_<topic>_<partition>.
+        channels = f"{settings.app_id}_{settings.sales_topic}"
+        writer = StreamingWriter(client, channels, settings.snowflake_timeout_seconds)
+        return StreamingSink(
+            writer, Warehouse(settings), dead_letters, settings.sales_topic, retry, stopping=lambda: app.should_stop,
+            owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
+            rebalancing=lambda: not app.flow_control.is_active(),
+            fence_wait_seconds=settings.session_timeout_seconds,
+        )
+    return SnowflakeSink(
+        Warehouse(settings), dead_letters, settings.sales_topic, retry,
+        stopping=lambda: app.should_stop,
+        stale_lock_seconds=settings.sink_stale_lock_seconds,
+        what_to_check=what_to_check(settings),
+        clock=WarehouseClock(settings.snowflake_auto_suspend_seconds, settings.warehouse_credits_per_hour),
+    )
+
+
+sink = _sink()
 
 
 @app.agent(sales_topic, name="sales_intake")
@@ -31,14 +67,15 @@ async def sales_intake(stream: StreamT) -> None:
     log.info("intake: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
     storing: asyncio.Task[bool] | None = None
     try:
-        async for events in stream.noack_take(settings.sink_max_batch, within=settings.sink_flush_seconds):
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+                settings.sink_max_batch, within=settings.sink_flush_seconds):
             try:
-                batch = sink.sort(events)
+                batch = classify(events)
             except Exception as exc:
                 await _stop_worker(exc, events)
                 return
             if storing is not None and not await storing:
-                abandon(e.message for e in events)
+                abandon(app, (e.message for e in events))
                 return
             storing = asyncio.create_task(_store(stream, batch))
     finally:
@@ -48,20 +85,23 @@ async def sales_intake(stream: StreamT) -> None:
             storing.cancel()
 
 
-async def _store(stream: StreamT, batch: SortedBatch) -> bool:
-    """Store a batch, hand its stock movements over, then acknowledge it; False when the worker must stop."""
+async def _store(stream: StreamT, batch: Classified) -> bool:
+    """Store a batch, hand the stock movements of its stored events over, then acknowledge it; False when the
+    worker must stop."""
     try:
-        stored = await sink.store(batch)
-        await send_movements((a.valid, a.event) for a in stored.accepted)
+        outcome = await sink.store(batch)
+        await send_movements((a.valid, a.event) for a in outcome.stored)
+        abandon(app, (e.message for e in batch.events if e.message.partition in outcome.abandoned))
     except SinkStopped as stopped:
         log.warning("intake: %s; the batch stays uncommitted and will be replayed", stopped)
-        abandon(e.message for e in batch.events)
+        abandon(app, (e.message for e in batch.events))
         return False
     except Exception as exc:
         await _stop_worker(exc, batch.events)
         return False
-    for event in stored.events:
-        await stream.ack(event)
+    for event in batch.events:
+        if event.message.partition not in outcome.abandoned:
+            await stream.ack(event)
     return True
 
 
@@ -69,5 +109,20 @@ async def _stop_worker(exc: Exception, events: Sequence[EventT]) -> None:
     """Faust would restart a crashed agent past these unacknowledged events, blocking commits: stop the
     worker instead, so that it restarts from the committed offsets."""
     log.error("intake: unexpected failure, stopping the worker", exc_info=exc)
-    abandon(e.message for e in events)
+    abandon(app, (e.message for e in events))
     await app.crash(exc)
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def _forget_revoked(app: AppT, revoked: Set[TP], **kwargs: object) -> None:
+    sink.forget(tp.partition for tp in revoked if tp.topic == settings.sales_topic)
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def _forget_assigned(app: AppT, assigned: Set[TP], **kwargs: object) -> None:
+    sink.forget(tp.partition for tp in assigned if tp.topic == settings.sales_topic)
+
+
+@app.timer(settings.stats_log_seconds)
+async def _log_session_totals() -> None:
+    session_stats.log_if_changed()

@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 
 from caves_faust import metrics
 from caves_faust.app import app, settings
-from caves_faust.views import local_stock
+from caves_faust.stock import local_stock, tables_ready
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +104,15 @@ async def measure_consumer_lag() -> None:
     export_exactly(metrics.consumer_lag, {(tp.topic, str(tp.partition)): lag for tp, lag in lags.items()})
 
 
-@app.on_before_shutdown.connect
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def _close_lag_probe(app: AppT, **kwargs: object) -> None:
     await lag_probe.close()
 
 
 @app.timer(PROBE_SECONDS)
 async def export_stock_levels() -> None:
-    """The stock of the products this worker owns now. The stock agent updates the gauge at once; this
-    also fills it after a restart and drops the products whose partition went to another worker."""
-    if app.in_recovery or not app.tables.recovery.completed.is_set():
-        return  # tables still being rebuilt from their changelogs: partial figures would show as drops
+    """The stock of the products this worker owns now, the only place the gauge is set: it also fills it after a
+    restart and drops the products whose partition went to another worker."""
+    if not tables_ready():
+        return  # partial figures would show as drops
     export_exactly(metrics.stock_level, {(product_id,): stock for product_id, stock in local_stock().items()})

@@ -112,6 +112,9 @@ class Settings:
     sink_flush_seconds: float = _setting("SINK_FLUSH_SECONDS", "1", _positive_float)
     sink_max_batch: int = _setting("SINK_MAX_BATCH", "5000", _positive_int)
     sink_retry_max_seconds: float = _setting("SINK_RETRY_MAX_SECONDS", "30", _positive_float)
+    # A transaction of this user holding its lock on SINK_OFFSETS longer than this is one a dead worker left open:
+    # the sink aborts it when it blocks a write. At least twice SNOWFLAKE_TIMEOUT_SECONDS (a live write's bound).
+    sink_stale_lock_seconds: float = _setting("SINK_STALE_LOCK_SECONDS", "60", _positive_float)
     # How rows reach RAW_EVENTS_STREAM: INSERTs through a warehouse, or Snowpipe Streaming's REST API (serverless).
     sink_mode: str = _setting("SINK_MODE", "warehouse", _choice("warehouse", "streaming"))
     # The pipe streaming appends through; Snowflake's default pipe of the table maps columns by name.
@@ -153,6 +156,9 @@ class Settings:
         return not self.snowflake_account
 
     def __post_init__(self) -> None:
+        if self.sink_stale_lock_seconds < 2 * self.snowflake_timeout_seconds:
+            raise SettingsError("SINK_STALE_LOCK_SECONDS", str(self.sink_stale_lock_seconds),
+                                "must be at least twice SNOWFLAKE_TIMEOUT_SECONDS, the longest a live write holds it")
         if self.snowflake_private_key_file and not Path(self.snowflake_private_key_file).is_file():
             raise SettingsError("SNOWFLAKE_PRIVATE_KEY_FILE", self.snowflake_private_key_file, "no such file")
         if self.snowflake_account and self.sink_mode == "streaming" and not self.snowflake_private_key_file:

@@ -53,6 +53,16 @@ window_table = (
 )
 
 
+def tables_ready() -> bool:
+    """Whether this worker's tables are complete: not being rebuilt from their changelogs (partial figures)."""
+    return app.tables.recovery.completed.is_set() and not app.in_recovery  # type: ignore[attr-defined]
+
+
+def local_stock() -> dict[str, int]:
+    """The running stock of the products whose partitions this worker holds."""
+    return {product_id: value.stock for product_id, value in stock_table.items()}
+
+
 def movement_of(valid: ValidEvent, event: EventT) -> Movement:
     """What a valid event does to its product's stock."""
     sales_event = valid.event
@@ -119,7 +129,7 @@ def by_window(movements: list[Movement]) -> dict[float, list[Movement]]:
     """Movements grouped by the start of their tumbling window, each group in offset order."""
     windows: dict[float, list[Movement]] = defaultdict(list)
     for movement in movements:
-        windows[window_table.table.window.current(movement.timestamp)[0]].append(movement)
+        windows[window_table.table.window.current(movement.timestamp)[0]].append(movement)  # type: ignore[union-attr]
     return windows
 
 
@@ -128,7 +138,7 @@ async def stock_tables(batches: StreamT[StockMovements]) -> None:
     async for batch in batches:
         product_id, source_partition = batch.product_id, batch.source_partition
         for start, movements in by_window(batch.movements).items():
-            window = window_table.relative_to(start)
+            window = window_table.relative_to(start)  # type: ignore[attr-defined]
             figures = apply_to_window(window[product_id].value(), source_partition, movements)
             if figures is not None:
                 window[product_id] = figures

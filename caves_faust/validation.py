@@ -26,7 +26,7 @@ from caves_faust.models import (
 MAX_ID = 2**31 - 1
 MAX_QUANTITY = 1_000_000
 # Deeper JSON is invalid. Python's parser gives up where the caller's stack plus the nesting reaches the recursion
-# limit, so without a fixed bound one event could be valid for one agent and invalid for the other.
+# limit: a fixed bound makes the verdict on an event the same wherever and however deep it is validated.
 MAX_DEPTH = 128
 
 
@@ -59,7 +59,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-# Built once: json.loads with options builds a new decoder per call, which was a third of the parse time.
+# Built once: json.loads with options builds a new decoder per call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
 
 
@@ -149,7 +149,8 @@ def _identifier(obj: dict[str, Any], name: str) -> str:
         return str(value)
     if isinstance(value, str) and value.strip():
         return value
-    raise InvalidEvent("wrong_type", f"{name!r} must be a non-negative integer or a non-empty string, got {_short(value)}")
+    raise InvalidEvent("wrong_type",
+                       f"{name!r} must be a non-negative integer or a non-empty string, got {_short(value)}")
 
 
 def _optional(obj: dict[str, Any], name: str, kind: type, low: float | None = None, high: float | None = None) -> Any:
@@ -206,7 +207,8 @@ def _adjustment(obj: dict[str, Any]) -> InventoryAdjusted:
     adjustment_type = _required(obj, "adjustment_type")
     if adjustment_type not in ADJUSTMENT_TYPES:
         raise InvalidEvent(
-            "out_of_range", f"'adjustment_type' must be one of {', '.join(ADJUSTMENT_TYPES)}, got {_short(adjustment_type)}"
+            "out_of_range",
+            f"'adjustment_type' must be one of {', '.join(ADJUSTMENT_TYPES)}, got {_short(adjustment_type)}"
         )
     return InventoryAdjusted(
         event_type=INVENTORY_ADJUSTED,
@@ -232,5 +234,6 @@ def validate(raw: bytes | None) -> ValidEvent:
     event_type = _required(obj, "event_type")
     build = _BUILDERS.get(event_type) if isinstance(event_type, str) else None
     if build is None:
-        raise InvalidEvent("unknown_event_type", f"event_type must be one of {', '.join(EVENT_TYPES)}, got {_short(event_type)}")
+        raise InvalidEvent("unknown_event_type",
+                           f"event_type must be one of {', '.join(EVENT_TYPES)}, got {_short(event_type)}")
     return ValidEvent(build(obj), text)

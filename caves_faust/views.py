@@ -15,7 +15,7 @@ import aiohttp
 from faust.web import Request, Response, View
 
 from caves_faust.app import app, settings
-from caves_faust.stock import stock_table, window_table
+from caves_faust.stock import local_stock, stock_table, tables_ready, window_table
 
 PEER_TIMEOUT_SECONDS = 5
 
@@ -40,13 +40,9 @@ def current_window(product_id: str) -> dict[str, Any]:
 
 def recovering(web: View) -> Response | None:
     """A 503 while this worker rebuilds its tables from their changelogs: its figures would be partial."""
-    if app.tables.recovery.completed.is_set() and not app.in_recovery:
+    if tables_ready():
         return None
     return web.json({"error": "tables are recovering, retry shortly"}, status=503, headers={"Retry-After": "2"})
-
-
-def local_stock() -> dict[str, int]:
-    return {product_id: value.stock for product_id, value in stock_table.items()}
 
 
 @app.page("/stock/")
@@ -61,7 +57,8 @@ class StockList(View):
         if request.query.get("scope") != "local":
             peers = self._peers()
             shares = await asyncio.gather(*(self._peer_stock(url) for url in peers), return_exceptions=True)
-            failed = [f"{url}: {share}" for url, share in zip(peers, shares) if isinstance(share, BaseException)]
+            failed = [f"{url}: {share}" for url, share in zip(peers, shares, strict=True)
+                      if isinstance(share, BaseException)]
             if failed:
                 # A partial list would look like missing products: say which worker did not answer instead.
                 return self.json({"error": "some workers did not answer", "workers": failed},

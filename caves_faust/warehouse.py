@@ -12,10 +12,11 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
 
 import snowflake.connector
-from snowflake.connector import SnowflakeConnection
+from snowflake.connector import DictCursor, SnowflakeConnection
 from snowflake.connector.errors import DatabaseError, DataError, Error, IntegrityError, InterfaceError, ProgrammingError
 
 from caves_faust.settings import Settings
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # The connector imports OpenTelemetry on every request, to pass trace headers on when it is installed. Where it is
 # not, each failed import searches the path again, taking and releasing the GIL at each step while the event loop
-# holds it: ~3% of the worker's thread time, in the write. A None entry makes the miss immediate.
+# holds it, in the write. A None entry makes the miss immediate.
 if importlib.util.find_spec("opentelemetry") is None:
     sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
 
@@ -100,16 +101,58 @@ INSERT_HIGH_WATER = f"INSERT INTO {OFFSETS_TABLE} (TOPIC, PARTITION, HIGH_WATER)
 
 READ_HIGH_WATERS = f"SELECT PARTITION, MAX(HIGH_WATER) FROM {OFFSETS_TABLE} WHERE TOPIC = ? GROUP BY PARTITION"
 
+# The locks this user's transactions hold, in every session: resource, type, transaction, transaction_started_on,
+# status (HOLDING or WAITING), acquired_on, query_id. Transactions are aborted by id.
+SHOW_LOCKS = "SHOW LOCKS"
+ABORT_TRANSACTION = "SELECT SYSTEM$ABORT_TRANSACTION(?)"
+
+# Snowflake's error when a statement found a table locked by another transaction past LOCK_TIMEOUT ("... has locked
+# table ... and this lock has not yet been released").
+LOCK_CONFLICT_ERRNO = 625
+# How long a statement waits for a lock, as a share of SNOWFLAKE_TIMEOUT_SECONDS: the wait must end in Snowflake's
+# lock error, which the sink recognises, before the connector's timeout makes it look like an outage.
+LOCK_WAIT_SHARE = 0.5
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether a statement failed because another transaction holds a lock it needs."""
+    return isinstance(exc, Error) and exc.errno == LOCK_CONFLICT_ERRNO
+
 # The offsets of a source partition's range that are in the table (streaming: which rows the service refused).
 READ_STORED_OFFSETS = f"""SELECT EVENT_METADATA:offset::INTEGER FROM {RAW_EVENTS_TABLE}
     WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:partition::INTEGER = ?
       AND EVENT_METADATA:offset::INTEGER BETWEEN ? AND ?"""
 
+
 def is_content_error(exc: BaseException) -> bool:
     """Whether Snowflake refused the statement for what it contains (vs. being unreachable, restarting,
-    expiring our session...). Connection-class SQLSTATEs (08xxx) are outages even on a ProgrammingError."""
+    expiring our session, or waiting on a lock). Connection-class SQLSTATEs (08xxx) are outages even on a
+    ProgrammingError."""
     sqlstate = str(getattr(exc, "sqlstate", "") or "")
-    return isinstance(exc, (ProgrammingError, DataError, IntegrityError)) and not sqlstate.startswith("08")
+    return (isinstance(exc, (ProgrammingError, DataError, IntegrityError)) and not sqlstate.startswith("08")
+            and not is_lock_conflict(exc))
+
+
+def stale_transactions(locks: Iterable[Mapping[str, Any]], table: str, now: datetime, held_seconds: float) -> set[int]:
+    """The transactions (SHOW LOCKS rows) holding a lock on `table` (DATABASE.SCHEMA.NAME) for more than
+    `held_seconds`: a live writer holds its lock on SINK_OFFSETS for its last two statements only, each given up
+    after SNOWFLAKE_TIMEOUT_SECONDS, so a lock held longer belongs to a writer that died or abandoned it."""
+    stale = set()
+    for lock in locks:
+        acquired = lock.get("acquired_on")
+        if lock.get("status") != "HOLDING" or not isinstance(acquired, datetime):
+            continue
+        if acquired.tzinfo is None:
+            acquired = acquired.replace(tzinfo=timezone.utc)
+        if _same_table(str(lock.get("resource", "")), table) and (now - acquired).total_seconds() > held_seconds:
+            stale.add(int(lock["transaction"]))
+    return stale
+
+
+def _same_table(resource: str, table: str) -> bool:
+    """Whether a lock's resource (qualified, or a bare table name) names `table`."""
+    named = resource.replace('"', "").upper().split(".")
+    return named == table.upper().split(".")[-len(named):]
 
 
 # What a warehouse call raises when Snowflake fails: connector errors and the network below them.
@@ -143,6 +186,7 @@ def connect_kwargs(settings: Settings) -> dict[str, Any]:
         "network_timeout": settings.snowflake_timeout_seconds,
         "application": "caves_faust",
         "paramstyle": "qmark",
+        "session_parameters": {"LOCK_TIMEOUT": max(1, int(settings.snowflake_timeout_seconds * LOCK_WAIT_SHARE))},
     }
     if settings.embedded_snowflake:
         return {
@@ -170,6 +214,14 @@ def describe(settings: Settings) -> str:
         if settings.embedded_snowflake else f"account {settings.snowflake_account}"
     )
     return f"{where} {settings.snowflake_database}.{settings.snowflake_schema}"
+
+
+def what_to_check(settings: Settings) -> str:
+    """What to check when Snowflake refuses the tables' creation or the marks' read (a configuration problem)."""
+    where = f"{settings.snowflake_database}.{settings.snowflake_schema}"
+    return (f"check that the database and schema {where} exist and that the role "
+            f"{settings.snowflake_role or '(the default role)'} of user {settings.snowflake_user} has USAGE on them "
+            f"and may create and use the tables {where}.{RAW_EVENTS_TABLE} and {where}.{OFFSETS_TABLE}")
 
 
 class Warehouse:
@@ -224,6 +276,17 @@ class Warehouse:
             except BaseException:
                 _rollback_quietly(cur)
                 raise
+
+    def abort_stale_transactions(self, held_seconds: float) -> list[int]:
+        """Abort the transactions of this user that have held a lock on SINK_OFFSETS for more than `held_seconds`
+        (see `stale_transactions`); returns their ids."""
+        table = f"{self.settings.snowflake_database}.{self.settings.snowflake_schema}.{OFFSETS_TABLE}"
+        with self.connection().cursor(DictCursor) as cur:
+            cur.execute(SHOW_LOCKS)
+            stale = stale_transactions(cur.fetchall(), table, datetime.now(timezone.utc), held_seconds)
+            for transaction in sorted(stale):
+                cur.execute(ABORT_TRANSACTION, (transaction,))
+        return sorted(stale)
 
     def accepts(self, rows: list[str]) -> bool:
         """Whether Snowflake accepts these rows, tried in a transaction that is always rolled back."""

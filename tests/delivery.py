@@ -1,10 +1,11 @@
 """What a correct pipeline delivers, checked from outside: rows in Snowflake, dead letters on the DLQ topic and
 the stock the worker serves. Shared by the integration and reliability suites.
 
-`Sent` remembers every message a test produced (payload and Kafka coordinates); `assert_exactly_once` waits until
-the pipeline has caught up and then checks the promise the product makes: every valid event exactly once in
-RAW_EVENTS_STREAM with its content as sent, every invalid one exactly once in the DLQ with its payload, and the
-served stock equal to a recomputation from the valid events.
+`Sent` remembers every message a test produced (its corpus case: payload and expected outcome, and its Kafka
+coordinates); `assert_exactly_once` waits until the pipeline has caught up and then checks the promise the product
+makes against the corpus's own expectation, never the product's validation: every valid event exactly once in
+RAW_EVENTS_STREAM with its content as sent, every invalid one exactly once in the DLQ with its payload and the
+expected error type, and the served stock equal to a recomputation from the events stored.
 """
 
 from __future__ import annotations
@@ -20,53 +21,48 @@ from typing import Iterable
 
 from caves_faust.devstack.harness import Pipeline, Worker, wait_until
 from caves_faust.dlq import MAX_PAYLOAD_BYTES
-from caves_faust.validation import InvalidEvent, validate
-from tests.integration.events import INVALID_PAYLOADS, encoded, expected_stock, valid_events
+from tests.integration.events import INVALID_CASES, Case, cases, expected_stock, valid_events
 
 Coordinate = tuple[int, int]  # (partition, offset) on the sales topic
 
 
 @dataclass
 class Sent:
-    """Every message produced to the sales topic, by coordinate."""
+    """Every case produced to the sales topic, by coordinate."""
 
-    payloads: dict[Coordinate, bytes] = field(default_factory=dict)
+    cases: dict[Coordinate, Case] = field(default_factory=dict)
 
-    def record(self, payloads: list[bytes], coordinates: list[Coordinate]) -> None:
-        self.payloads.update(zip(coordinates, payloads))
+    @property
+    def payloads(self) -> dict[Coordinate, bytes]:
+        return {coordinate: case.payload for coordinate, case in self.cases.items()}
 
-    def produce(self, pipeline: Pipeline, payloads: list[bytes], keys: list[bytes | None] | None = None) -> None:
-        self.record(payloads, pipeline.produce(payloads, keys))
+    def record(self, produced: list[Case], coordinates: list[Coordinate]) -> None:
+        self.cases.update(zip(coordinates, produced, strict=True))
+
+    def produce(self, pipeline: Pipeline, produced: list[Case], keys: list[bytes | None] | None = None) -> None:
+        self.record(produced, pipeline.produce([case.payload for case in produced], keys))
 
     def split(self) -> tuple[dict[Coordinate, dict], dict[Coordinate, bytes]]:
-        """(valid events as JSON objects, invalid payloads), by coordinate."""
-        valid: dict[Coordinate, dict] = {}
-        invalid: dict[Coordinate, bytes] = {}
-        for coordinate, payload in self.payloads.items():
-            try:
-                validate(payload)
-            except InvalidEvent:
-                invalid[coordinate] = payload
-            else:
-                valid[coordinate] = json.loads(payload)
+        """(events expected as rows, as JSON objects; payloads expected as dead letters), by coordinate."""
+        valid = {c: json.loads(case.payload) for c, case in self.cases.items() if case.error_type is None}
+        invalid = {c: case.payload for c, case in self.cases.items() if case.error_type is not None}
         return valid, invalid
 
 
-def mixed_payloads(count: int, start: int = 0, invalid_every: int = 50) -> list[bytes]:
+def mixed_payloads(count: int, start: int = 0, invalid_every: int = 50) -> list[Case]:
     """`count` valid events with one invalid payload of every kind in turn after each `invalid_every`."""
-    payloads: list[bytes] = []
-    kinds = [payload for payload, _ in INVALID_PAYLOADS]
-    for n, valid in enumerate(encoded(valid_events(count, start=start))):
-        payloads.append(valid)
+    mixed: list[Case] = []
+    for n, valid in enumerate(cases(valid_events(count, start=start))):
+        mixed.append(valid)
         if (n + 1) % invalid_every == 0:
-            payloads.append(kinds[(start + n) // invalid_every % len(kinds)])
-    return payloads
+            mixed.append(INVALID_CASES[(start + n) // invalid_every % len(INVALID_CASES)])
+    return mixed
 
 
 class BackgroundProducer:
     """Produces `payloads` in chunks at a steady pace while the test breaks things (until `stop()`)."""
 
-    def __init__(self, pipeline: Pipeline, payloads: list[bytes], sent: Sent, chunk: int = 100, pause: float = 0.1):
+    def __init__(self, pipeline: Pipeline, payloads: list[Case], sent: Sent, chunk: int = 100, pause: float = 0.1):
         self.pipeline, self.payloads, self.sent, self.chunk, self.pause = pipeline, payloads, sent, chunk, pause
         self.error: BaseException | None = None
         self.stopping = threading.Event()
@@ -123,9 +119,10 @@ def replays_skipped(workers: Iterable[Worker]) -> int:
 def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout: float = 120,
                         refused_by_snowflake: bool = False) -> Delivered:
     """Wait until every message sent is processed and committed, then check that each is in exactly one place:
-    valid events in RAW_EVENTS_STREAM with their content as sent, invalid ones in the DLQ with their payload;
-    and that the stock served equals the recomputation. With `refused_by_snowflake`, a valid event may be in the
-    DLQ instead, as `snowflake_rejected`, when the warehouse refuses it."""
+    valid events in RAW_EVENTS_STREAM with their content as sent, invalid ones in the DLQ with their payload and
+    the error type their case expects; and that the stock served equals the recomputation from the rows. With
+    `refused_by_snowflake` (inputs whose fate in the warehouse the corpus cannot tell), a valid event may be in
+    the DLQ instead, as `snowflake_rejected`."""
     valid, invalid = sent.split()
 
     def caught_up() -> bool:
@@ -161,10 +158,13 @@ def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout:
             assert len(json.dumps(letter, ensure_ascii=False).encode()) < 2 * MAX_PAYLOAD_BYTES
         refused = {c for c in lettered if c in valid}
         assert not refused or refused_by_snowflake, f"valid events dead-lettered: {sorted(refused)[:20]}"
-        misjudged = [letter for letter in letters if (letter["partition"], letter["offset"]) in refused
-                     and letter["error_type"] != "snowflake_rejected"]
-        assert not misjudged, f"valid events dead-lettered as invalid: {misjudged}"
-    expected = expected_stock(valid.values())
+        expected_types = {c: case.error_type for c, case in sent.cases.items()}
+        expected_types.update(dict.fromkeys(refused, "snowflake_rejected"))
+        misjudged = [(letter["error_type"], wanted, letter) for letter in letters
+                     if letter["error_type"] != (wanted := expected_types[(letter["partition"], letter["offset"])])]
+        assert not misjudged, f"dead letters of an unexpected error type (got, expected, letter): {misjudged[:5]}"
+    # The stock moves by exactly the events stored.
+    expected = expected_stock(event for c, event in valid.items() if c not in refused)
     served: dict[str, int] | None = None
 
     def stock_right() -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 import pytest
 
@@ -18,7 +18,7 @@ def under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip the calling test (fail it under CI) because a tool it needs is missing: `reason` says which and how."""
     if under_ci():
         pytest.fail(f"CI=true and {reason}: .ci/run should have installed it", pytrace=False)
@@ -37,5 +37,6 @@ def require_command(name: str, install_hint: str, probe: Sequence[str] | None = 
             unavailable(f"`{name} {' '.join(probe)}` does not run ({exc}; {install_hint})")
         if result.returncode != 0:
             first = (result.stderr or result.stdout).strip().splitlines()[:1]
-            unavailable(f"`{name} {' '.join(probe)}` fails: {first[0] if first else result.returncode} ({install_hint})")
-    return path  # type: ignore[return-value]
+            reason = first[0] if first else result.returncode
+            unavailable(f"`{name} {' '.join(probe)}` fails: {reason} ({install_hint})")
+    return path

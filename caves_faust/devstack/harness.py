@@ -23,11 +23,12 @@ from typing import Any, Callable, Iterable, TypeVar
 import snowflake.connector
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from snowflake.connector import SnowflakeConnection
 
 from caves_faust.devstack.kafka import LocalKafka
-from caves_faust.kafka_admin import create_topics, partition_count
 from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
+from caves_faust.kafka_admin import create_topics, partition_count
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ ASSIGNED_MARKER = "Setting newly assigned partitions"  # what Faust logs when it
 DETACHED_TRANSACTION_SECONDS = 10
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
     """Poll `check` until it returns something truthy; fail naming `what` (and the last value) on timeout."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -75,14 +76,17 @@ class Stack:
     def create_topics(self, names: list[str], partitions: int) -> None:
         asyncio.run(create_topics(self.bootstrap, names, partitions))
 
-    def snowflake_connection(self, database: str) -> snowflake.connector.SnowflakeConnection:
+    def snowflake_connection(self, database: str, other: EmbeddedSnowflake | None = None,
+                             ) -> SnowflakeConnection:
+        """A connection to the stack's embedded Snowflake, or to `other`."""
         return snowflake.connector.connect(
-            account="embedded", user="test", password="test", host="127.0.0.1", port=self.snowflake.port,
+            account="embedded", user="test", password="test", host="127.0.0.1", port=(other or self.snowflake).port,
             protocol="http", database=database, schema="RAW_DATA",
         )
 
-    def query(self, database: str, sql: str, params: tuple = ()) -> list[tuple]:
-        with self.snowflake_connection(database) as conn, conn.cursor() as cur:
+    def query(self, database: str, sql: str, params: tuple = (), other: EmbeddedSnowflake | None = None,
+              ) -> list[tuple]:
+        with self.snowflake_connection(database, other) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall()
 
@@ -96,6 +100,8 @@ class Pipeline:
     home: Path
     partitions: int = 8
     extra_env: dict[str, str] = field(default_factory=dict)
+    # An embedded Snowflake of its own instead of the stack's (e.g. with another detached-transaction bound).
+    snowflake: EmbeddedSnowflake | None = None
 
     @property
     def sales_topic(self) -> str:
@@ -123,7 +129,7 @@ class Pipeline:
             "KAFKA_SESSION_TIMEOUT_SECONDS": "8",
             "FAUST_APP_ID": self.name,
             "WORKER_WEB_PORT": str(web_port),
-            "SNOWFLAKE_PORT": str(self.stack.snowflake.port),
+            "SNOWFLAKE_PORT": str((self.snowflake or self.stack.snowflake).port),
             "SNOWFLAKE_HOST": "127.0.0.1",
             "SNOWFLAKE_DATABASE": self.database,
             "F_DATADIR": str(datadir),
@@ -141,10 +147,11 @@ class Pipeline:
         return Worker(port, self.home / f"worker{index}.log", env)
 
     # --- Kafka ---
-    def produce(self, values: Iterable[bytes | str | dict], keys: Iterable[bytes | None] | None = None) -> list[tuple[int, int]]:
+    def produce(self, values: Iterable[bytes | str | dict],
+                keys: Iterable[bytes | None] | None = None) -> list[tuple[int, int]]:
         """Send values to the sales topic; returns their (partition, offset) once the broker has them all."""
         payloads = [_as_bytes(v) for v in values]
-        key_list = list(keys) if keys is not None else [None] * len(payloads)
+        key_list: list[bytes | None] = list(keys) if keys is not None else [None] * len(payloads)
         return asyncio.run(_produce(self.stack.bootstrap, self.sales_topic, payloads, key_list))
 
     def read_topic(self, topic: str) -> list[Any]:
@@ -163,10 +170,14 @@ class Pipeline:
         return [json.loads(r.value) for r in self.read_topic(self.dlq_topic)]
 
     # --- Snowflake ---
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run a statement in this pipeline's Snowflake database."""
+        return self.stack.query(self.database, sql, params, self.snowflake)
+
     def rows(self) -> list[tuple[dict, dict]]:
         """(metadata, content) of every row in RAW_EVENTS_STREAM of this pipeline's database."""
         try:
-            fetched = self.stack.query(self.database, "SELECT EVENT_METADATA, EVENT_CONTENT FROM RAW_EVENTS_STREAM")
+            fetched = self.query("SELECT EVENT_METADATA, EVENT_CONTENT FROM RAW_EVENTS_STREAM")
         except snowflake.connector.errors.ProgrammingError:
             return []  # not created yet
         return [(json.loads(m), json.loads(c)) for m, c in fetched]
@@ -197,6 +208,11 @@ class Worker:
         if wait_assigned:
             self.wait_assigned()
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -277,7 +293,7 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes], keys: list[b
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=v, key=k) for v, k in zip(values, keys)]
+        futures = [await producer.send(topic, value=v, key=k) for v, k in zip(values, keys, strict=True)]
         results = await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -95,7 +95,8 @@ class ManagedProcess:
             if self.ready():
                 return
             time.sleep(0.2)
-        raise DevstackError(f"{self.name} did not answer on port {self.port} within {wait_seconds:.0f}s; see {self.log_file}")
+        raise DevstackError(
+            f"{self.name} did not answer on port {self.port} within {wait_seconds:.0f}s; see {self.log_file}")
 
     def ready(self) -> bool:
         return port_open(self.port)

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 
 from caves_faust import metrics
 from caves_faust.streaming.channels import (
-    MAX_REQUEST_BYTES, ChannelFenced, OpenChannel, StreamingClient, StreamingUnavailable,
+    MAX_REQUEST_BYTES,
+    ChannelFenced,
+    OpenChannel,
+    StreamingClient,
+    StreamingUnavailable,
 )
 
 POLL_SECONDS = 0.1  # how often a write asks whether its channels committed (the embedded one commits in ~1 s)

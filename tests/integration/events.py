@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Iterable
 
 PRODUCTS = [1000 + i for i in range(12)]
+# The contract's rule for nesting (README, known limits): deeper JSON is invalid, as not_json.
+MAX_DEPTH = 128
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input of a test corpus and what the pipeline must make of it: a row (`error_type` None) or a dead
+    letter of this error type (`snowflake_rejected`: a valid event the test's table refuses)."""
+
+    payload: bytes
+    error_type: str | None = None
+
+
+def cases(events: Iterable[dict], error_type: str | None = None) -> list[Case]:
+    return [Case(payload, error_type) for payload in encoded(events)]
 
 
 def order(n: int, product: int, quantity: int = 2, **extra: object) -> dict:
@@ -50,6 +66,9 @@ INVALID_PAYLOADS: list[tuple[bytes, str]] = [
     (json.dumps({**order(4, 1000), "quantity": 10**40}).encode(), "out_of_range"),
     (json.dumps({**adjustment(5, 1000, 3), "adjustment_type": "THEFT"}).encode(), "out_of_range"),
 ]
+
+
+INVALID_CASES = [Case(payload, error_type) for payload, error_type in INVALID_PAYLOADS]
 
 
 def expected_stock(events: Iterable[dict]) -> dict[str, int]:

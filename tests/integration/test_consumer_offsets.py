@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from caves_faust.app import _ConsumerThread
+from caves_faust.faust_patches import ConsumerThread
 
 pytestmark = pytest.mark.integration
 
@@ -48,18 +48,18 @@ async def _seek_back(pipeline) -> tuple[dict[int, int], dict[int, int], dict[int
             return {tp.partition: await consumer.position(tp) for tp in tps}
 
         return (await positions_after(AIOKafkaConsumerThread.seek_to_committed),
-                await positions_after(_ConsumerThread.seek_to_committed), ends)
+                await positions_after(ConsumerThread.seek_to_committed), ends)
     finally:
         await consumer.stop()
 
 
-def _thread_over(consumer: AIOKafkaConsumer) -> _ConsumerThread:
+def _thread_over(consumer: AIOKafkaConsumer) -> ConsumerThread:
     """The worker's consumer thread class around `consumer`, calling it on this loop instead of its own."""
 
     async def call_here(fun: Any, *args: Any, **kwargs: Any) -> Any:
         return await fun(*args, **kwargs)
 
-    thread = object.__new__(_ConsumerThread)
+    thread = object.__new__(ConsumerThread)
     thread._consumer = consumer
     thread.call_thread = call_here  # type: ignore[method-assign]
     thread.consumer = SimpleNamespace(_is_changelog_tp=lambda tp: tp.partition == CHANGELOG)  # type: ignore

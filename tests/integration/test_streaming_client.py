@@ -12,8 +12,8 @@ import pytest
 
 from caves_faust.devstack.harness import Stack
 from caves_faust.streaming.auth import Credentials
-from caves_faust.streaming.channels import ChannelFenced, StreamingClient
-from caves_faust.streaming.writer import StreamRow, StreamingWriter
+from caves_faust.streaming.channels import ChannelFenced, ChannelStatus, StreamingClient
+from caves_faust.streaming.writer import StreamingWriter, StreamRow
 from caves_faust.warehouse import DDL
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def client(stack: Stack, database: str) -> StreamingClient:
     return StreamingClient(credentials, database, "RAW_DATA", PIPE, timeout_seconds=10)
 
 
-async def committed(writer: StreamingClient, channel: str, token: str, timeout: float = 30) -> dict:
+async def committed(writer: StreamingClient, channel: str, token: str, timeout: float = 30) -> ChannelStatus:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = (await writer.statuses([channel])).get(channel)

@@ -1,5 +1,5 @@
-"""Fault injection from outside the worker: proxies that withhold a Snowflake COMMIT or a streaming append's
-answer, Kafka topic configs, the sockets a process listens on. No mock: the worker talks to the real broker and
+"""Fault injection from outside the worker: proxies that withhold a Snowflake statement or a streaming append,
+Kafka topic configs, the sockets a process listens on. No mock: the worker talks to the real broker and
 embedded Snowflake."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 from pathlib import Path
+from typing import Callable
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -19,16 +20,13 @@ ROWS_INSERT = "INSERT INTO RAW_EVENTS_STREAM"
 
 
 class SnowflakeTrap:
-    """A TCP proxy in front of the embedded Snowflake that forwards everything until `_withhold` picks a request:
-    `held` is set then and the worker never hears back (the request itself reaches Snowflake when
-    `forward_withheld`); the test kills the worker, which thus dies inside that write, never between two."""
+    """A TCP proxy in front of the embedded Snowflake that forwards every request until `withholds(sql)` says
+    to hold one: that request never reaches the server, and `held` is set. The test then kills the worker, which
+    thus dies right there (waiting for the answer), never a step earlier or later."""
 
-    forward_withheld = False
-
-    def __init__(self, upstream_port: int, let_through: int):
+    def __init__(self, upstream_port: int, withholds: Callable[[str], bool]):
         self.upstream_port = upstream_port
-        self.let_through = let_through
-        self.writes_committed = 0
+        self.withholds = withholds
         self.held = threading.Event()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -73,67 +71,73 @@ class SnowflakeTrap:
                 sock.close()
 
     def _withhold(self, request: bytes) -> bool:
-        raise NotImplementedError
+        sql = _sql_text(request)
+        if sql is None or self.held.is_set():
+            return False
+        with self._lock:
+            return self.withholds(sql)
 
     def _hold(self, request: bytes, upstream: socket.socket) -> socket.socket | None:
         """What becomes of the withheld request: None, it stays unanswered; or a new upstream connection that it
         is sent on now, its answer going back to the worker, and the proxying goes on."""
-        if self.forward_withheld:
-            upstream.sendall(request)
         return None
 
 
-class SnowflakeCommitTrap(SnowflakeTrap):
-    """Withholds the COMMIT of the sink's `let_through + 1`-th row-writing transaction: that transaction stays
-    open on the server with its rows inserted and its high-water marks advanced."""
+class AppendTrap(SnowflakeTrap):
+    """Withholds the answer to the sink's `let_through + 1`-th Snowpipe Streaming append. Forwarded: the rows
+    are appended and commit on the server while the worker waits to hear of them. Parked: the append itself waits
+    in the proxy until `release()`, then reaches Snowflake late, as a zombie's would, and is answered."""
 
-    _after_rows_insert = False
-
-    def _withhold(self, request: bytes) -> bool:
-        sql = _sql_text(request)
-        if sql is None:
-            return False
-        with self._lock:
-            if sql.strip().upper() == "COMMIT" and self._after_rows_insert:
-                if self.writes_committed == self.let_through:
-                    return True
-                self.writes_committed += 1
-            if sql.lstrip().upper().startswith(("INSERT", "COMMIT", "ROLLBACK")):
-                self._after_rows_insert = sql.lstrip().upper().startswith(ROWS_INSERT)
-        return False
-
-
-class StreamingAppendTrap(SnowflakeTrap):
-    """Forwards the sink's `let_through + 1`-th Snowpipe Streaming append and withholds its answer: the rows are
-    appended and will commit on the server, while the worker waits to hear that they were."""
-
-    forward_withheld = True
-
-    def _withhold(self, request: bytes) -> bool:
-        line = request.split(b"\r\n", 1)[0]
-        if not (line.startswith(b"POST /v2/streaming/data/") and b"/rows?" in line):
-            return False
-        with self._lock:
-            if self.writes_committed == self.let_through:
-                return True
-            self.writes_committed += 1
-        return False
-
-
-class ParkedAppendTrap(StreamingAppendTrap):
-    """Parks the sink's `let_through + 1`-th append, unsent, until `release()`: then it reaches Snowflake late,
-    as a zombie's append would, and its answer goes back to the worker."""
-
-    def __init__(self, upstream_port: int, let_through: int):
-        super().__init__(upstream_port, let_through)
+    def __init__(self, upstream_port: int, let_through: int, parked: bool = False):
+        super().__init__(upstream_port, withholds=lambda sql: False)
+        self.let_through = let_through
+        self.parked = parked
+        self.appends_through = 0
         self.released = threading.Event()
 
     def release(self) -> None:
         self.released.set()
 
+    def _withhold(self, request: bytes) -> bool:
+        line = request.split(b"\r\n", 1)[0]
+        if self.held.is_set() or not (line.startswith(b"POST /v2/streaming/data/") and b"/rows?" in line):
+            return False
+        with self._lock:
+            if self.appends_through == self.let_through:
+                return True
+            self.appends_through += 1
+        return False
+
     def _hold(self, request: bytes, upstream: socket.socket) -> socket.socket | None:
+        if not self.parked:
+            upstream.sendall(request)
+            return None
         self.released.wait(300)
         return socket.create_connection(("127.0.0.1", self.upstream_port))  # the old one may have timed out
+
+
+class CommitOfWrite:
+    """Withholds the COMMIT of the sink's `let_through + 1`-th row-writing transaction: that transaction stays
+    open on the server with its rows inserted and its high-water marks advanced."""
+
+    def __init__(self, let_through: int):
+        self.let_through = let_through
+        self.writes_committed = 0
+        self._after_rows_insert = False
+
+    def __call__(self, sql: str) -> bool:
+        if sql.strip().upper() == "COMMIT" and self._after_rows_insert:
+            if self.writes_committed == self.let_through:
+                return True
+            self.writes_committed += 1
+        if sql.lstrip().upper().startswith(("INSERT", "COMMIT", "ROLLBACK")):
+            self._after_rows_insert = sql.lstrip().upper().startswith(ROWS_INSERT)
+        return False
+
+
+def first_rows_insert(sql: str) -> bool:
+    """Withholds the sink's first row insert: its batch's dead letters are delivered, its rows not written."""
+    return sql.lstrip().upper().startswith(ROWS_INSERT)
 
 
 def _read_request(reader) -> bytes | None:

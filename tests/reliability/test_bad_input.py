@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import caves_faust
 from tests.delivery import Sent, assert_exactly_once
-from tests.integration.events import adjustment, order
+from tests.integration.events import MAX_DEPTH, Case, adjustment, order
 
 pytestmark = pytest.mark.integration
 
@@ -38,43 +38,65 @@ deep_nesting = st.integers(min_value=1, max_value=5000).map(lambda depth: "[" * 
 
 
 @st.composite
-def valid_with_extras(draw) -> bytes:
-    """A valid event whose optional and undeclared fields are hostile."""
+def valid_with_extras(draw) -> Case:
+    """A valid event whose optional and undeclared fields are hostile (invalid, as not_json, when nested too deep)."""
     n = draw(st.integers(0, 10**6))
     event = order(n, 1000 + n % 7) if draw(st.booleans()) else adjustment(n, 1000 + n % 7, draw(st.integers(1, 50)))
     for name in draw(st.lists(st.sampled_from(["product_name", "sales_channel", "warehouse", "batch_number",
                                                "event_timestamp", "category"]), max_size=3)):
         if name in event or draw(st.booleans()):
             event[name] = draw(any_text)
-    event.update(draw(st.dictionaries(any_text.filter(lambda k: k not in event), json_values, max_size=4)))
+    event.update(draw(st.dictionaries(any_text.filter(lambda k: k not in event and k != "nested"), json_values,
+                                      max_size=4)))
     text = json.dumps(event, ensure_ascii=draw(st.booleans()))
+    error_type = None
     if draw(st.booleans()):  # deep nesting in an undeclared field, as raw JSON text
-        text = text[:-1] + ', "nested": ' + draw(deep_nesting) + "}"
-    return text.encode("utf-8")
+        nesting = draw(deep_nesting)
+        text = text[:-1] + ', "nested": ' + nesting + "}"
+        error_type = "not_json" if nesting.count("[") + 1 > MAX_DEPTH else None  # the event is a level too
+    return Case(text.encode("utf-8"), error_type)
+
+
+def json_value_case(value: object) -> Case:
+    """A JSON value that is no sales event, and why (the contract's reasons)."""
+    if not isinstance(value, dict):
+        error_type = "not_object"
+    elif value.get("event_type") is None:
+        error_type = "missing_field"
+    else:
+        error_type = "unknown_event_type"  # hostile text, never one of the two event types
+    return Case(json.dumps(value).encode(), error_type)
 
 
 invalid_payloads = (
-    st.binary(max_size=200)
-    | json_values.map(lambda v: json.dumps(v).encode())
-    | st.builds(lambda d: ("[" * d + "]" * d).encode(), st.integers(1000, 200_000))
+    st.binary(max_size=200).map(lambda raw: Case(b"\xff" + raw, "not_utf8"))
+    | st.text(max_size=100).map(lambda text: Case(f"x{text}".encode(), "not_json"))
+    | json_values.map(json_value_case)
+    | st.builds(lambda d: Case(("[" * d + "]" * d).encode(), "not_json"), st.integers(1000, 200_000))
     | st.sampled_from([
-        b'{"event_type": "ORDER_CREATED", "product_id": 1e400}',
-        b'{"event_type": "ORDER_CREATED", "quantity": ' + b"9" * 5000 + b"}",
-        b'{"event_type": "\\ud800"}',
-        SQL.encode(),
+        Case(b'{"event_type": "ORDER_CREATED", "product_id": 1e400}', "missing_field"),
+        Case(b'{"event_type": "ORDER_CREATED", "quantity": ' + b"9" * 5000 + b"}", "not_json"),
+        Case(b'{"event_type": "\\ud800"}', "not_json"),
+        Case(SQL.encode(), "not_json"),
     ])
 )
 payloads = valid_with_extras() | invalid_payloads
 
+# What SQL text makes of each field of order(1, 1001) and adjustment(2, 1002, 6): where the contract wants a
+# number or a fixed word the event is invalid; text fields and identifiers take it.
+SQL_IN_FIELD = {"event_type": "unknown_event_type", "customer_id": "wrong_type", "product_id": "wrong_type",
+                "quantity": "wrong_type", "unit_price": "wrong_type", "total_price": "wrong_type",
+                "quantity_change": "wrong_type", "adjustment_type": "out_of_range"}
 
-def sql_in_every_field() -> list[bytes]:
+
+def sql_in_every_field() -> list[Case]:
     """SQL text in every field a producer controls: valid where the field takes text, invalid where it does not."""
-    events = []
+    corpus = []
     for base in (order(1, 1001), adjustment(2, 1002, 6)):
         for field in base:
-            events.append({**base, field: SQL})
-        events.append({**base, SQL: SQL, "note": f"{SQL} %s %(x)s ? :1 $$ \\'; --"})
-    return [json.dumps(event).encode() for event in events]
+            corpus.append(Case(json.dumps({**base, field: SQL}).encode(), SQL_IN_FIELD.get(field)))
+        corpus.append(Case(json.dumps({**base, SQL: SQL, "note": f"{SQL} %s %(x)s ? :1 $$ \\'; --"}).encode()))
+    return corpus
 
 
 @pytest.fixture
@@ -101,16 +123,16 @@ def test_messages_up_to_the_broker_limit(pipeline, start_worker):
     filler = BROKER_MAX_BYTES - 2000
     big_valid = {**order(1, 1001), "product_name": "é" * (filler // 2)}
     big_escaped = {**order(2, 1001), "note": "\x01" * (filler // 6)}  # every character escaped in the JSON text
-    payloads = [
-        json.dumps(big_valid, ensure_ascii=False).encode(),
-        json.dumps(big_escaped).encode(),
-        b"\x01" * filler,  # invalid, UTF-8, and each byte is 6 once escaped in the dead letter's JSON
-        b"\xff" * filler,  # invalid, not UTF-8: base64 in the dead letter
-        b"[" * filler,  # nested far beyond any parser's depth
+    corpus = [
+        Case(json.dumps(big_valid, ensure_ascii=False).encode()),
+        Case(json.dumps(big_escaped).encode()),
+        Case(b"\x01" * filler, "not_json"),  # UTF-8, and each byte is 6 once escaped in the dead letter's JSON
+        Case(b"\xff" * filler, "not_utf8"),  # base64 in the dead letter
+        Case(b"[" * filler, "not_json"),  # nested far beyond any parser's depth
     ]
     sent = Sent()
-    sent.produce(pipeline, payloads)
-    sent.produce(pipeline, [b"{}"], keys=[b"\x02" * (filler // 2)])  # a huge key, escaped in the dead letter
+    sent.produce(pipeline, corpus)
+    sent.produce(pipeline, [Case(b"{}", "missing_field")], keys=[b"\x02" * (filler // 2)])  # a huge key, escaped
 
     with pytest.raises(MessageSizeTooLargeError):  # the broker's limit is the only one
         pipeline.produce([b"x" * (BROKER_MAX_BYTES + 1)])

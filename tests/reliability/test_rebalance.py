@@ -11,7 +11,7 @@ import pytest
 
 from caves_faust.devstack.harness import wait_until
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, mixed_payloads
-from tests.reliability.faults import ParkedAppendTrap
+from tests.reliability.faults import AppendTrap
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_a_zombie_appending_after_its_partitions_moved_is_fenced_out(pipeline, s
     # Streaming: the first worker's second append is parked in a proxy; the worker is frozen (SIGSTOP) until the
     # group gives every partition to a second worker, which reopens their channels; then the parked append goes
     # out, late, with the old continuation token, and the frozen worker wakes up to its answer.
-    trap = ParkedAppendTrap(stack.snowflake.port, let_through=1)
+    trap = AppendTrap(stack.snowflake.port, let_through=1, parked=True)
     try:
         zombie = start_worker(0, SINK_MODE="streaming", SNOWFLAKE_PORT=str(trap.port), SNOWFLAKE_TIMEOUT_SECONDS="300")
         producer = BackgroundProducer(pipeline, mixed_payloads(3000), Sent())

@@ -62,7 +62,7 @@ def test_no_secret_in_logs_errors_metrics_or_web_pages(auth, pipeline, start_wor
         env.update(SNOWFLAKE_PRIVATE_KEY_FILE=str(key_file), SNOWFLAKE_PRIVATE_KEY_PASSPHRASE=PASSPHRASE)
     # Produced before the worker starts, so that its first batch holds every invalid event: that batch's dead
     # letters are sent, then its Snowflake write retries for the rest of the test, holding back later batches.
-    pipeline.produce(mixed_payloads(200))
+    pipeline.produce([case.payload for case in mixed_payloads(200)])
     worker = start_worker(**env)
 
     # The real-account code path ran and failed, connection after connection, with its errors in the log.

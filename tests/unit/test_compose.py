@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from faust.cli.faust import cli
 
-from tests.tools import require_command
 import caves_faust  # noqa: F401  (registers the app's commands, `generate` among them, on the faust CLI)
 from caves_faust.devstack import snowflake
 from caves_faust.settings import env_names, load_settings
+from tests.tools import require_command
 
 REPO = Path(__file__).resolve().parents[2]
 # What the compose file may set for our containers besides caves_faust's settings: Faust's own.

@@ -23,8 +23,8 @@ def test_promtool_accepts(check: str, path: str):
 
 
 def test_every_panel_queries_the_provisioned_datasource():
-    provisioned = re.findall(r"^\s*uid:\s*(\S+)", (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text(),
-                             re.MULTILINE)
+    datasources = (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    provisioned = re.findall(r"^\s*uid:\s*(\S+)", datasources, re.MULTILINE)
     dashboard = json.loads((REPO / "grafana/dashboards/caves_faust.json").read_text())
     used = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
     used |= {target["datasource"]["uid"] for panel in dashboard["panels"] for target in panel["targets"]}

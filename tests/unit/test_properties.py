@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caves_faust.app import app
-from caves_faust.dlq import DeadLetter, encode_bytes
-from caves_faust.sink import classify
+from caves_faust.dlq import DeadLetter
+from caves_faust.received import encode_bytes
+from caves_faust.triage import classify
 from caves_faust.validation import InvalidEvent, validate
 
 json_values = st.recursive(
@@ -62,7 +63,8 @@ def test_validate_answers_every_payload_with_a_result_or_an_invalid_event(payloa
 @given(batch=st.lists(payloads, max_size=20))
 def test_every_input_of_a_batch_is_either_accepted_or_dead_lettered(batch):
     events = [event_for(p, i) for i, p in enumerate(batch)]
-    accepted, letters = classify(events)
+    classified = classify(events)
+    accepted, letters = classified.accepted, classified.letters
     accepted_offsets = {a.offset for a in accepted}
     lettered_offsets = {letter.offset for letter in letters}
     assert accepted_offsets.isdisjoint(lettered_offsets)
@@ -77,7 +79,7 @@ def test_every_input_of_a_batch_is_either_accepted_or_dead_lettered(batch):
 def test_a_row_is_json_holding_the_kafka_coordinates_and_key_of_its_event(key, timestamp, offset):
     payload = b'{"event_type": "INVENTORY_ADJUSTED", "event_id": "e", "product_id": 7, "quantity_change": -2, ' \
               b'"adjustment_type": "SPOILAGE"}'
-    [accepted], _ = classify([event_for(payload, offset, key, timestamp)])
+    [accepted] = classify([event_for(payload, offset, key, timestamp)]).accepted
     text, encoding = encode_bytes(key)
     assert json.loads(accepted.row()) == {
         "m": {"topic": "sales_events", "partition": offset % 3, "offset": offset, "timestamp": timestamp,

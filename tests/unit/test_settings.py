@@ -23,6 +23,7 @@ def test_defaults_follow_the_contract():
     ("SNOWFLAKE_PROTOCOL", "ftp", "one of http, https"),
     ("FAUST_STORE", "redis://", "rocksdb:// or memory://"),
     ("KAFKA_BROKER", " ", "host:port"),
+    ("SINK_STALE_LOCK_SECONDS", "10", "at least twice SNOWFLAKE_TIMEOUT_SECONDS"),
     ("SINK_MODE", "kafka-connect", "one of warehouse, streaming"),
     ("SNOWFLAKE_WAREHOUSE_SIZE", "HUGE", "one of XSMALL"),
 ])

@@ -158,5 +158,5 @@ def test_nesting_limit_does_not_depend_on_the_callers_stack(frames):
     assert _at_stack_depth(frames, lambda: validate(_nested(MAX_DEPTH)))
     for depth in (MAX_DEPTH + 1, 900, 5000):
         with pytest.raises(InvalidEvent) as caught:
-            _at_stack_depth(frames, lambda: validate(_nested(depth)))
+            _at_stack_depth(frames, lambda depth=depth: validate(_nested(depth)))
         assert caught.value.error_type == "not_json" and "nested deeper" in caught.value.message

@@ -1,0 +1,136 @@
+"""Corrections to Faust's internals (faust-streaming 0.15), each with the failure it prevents.
+
+Only Faust, mode and aiokafka here: the app passes in what a correction needs, nothing of the domain is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Mapping
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP, AppT, EventT, Message
+from faust.types.transports import TransportT
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent, ThrowableQueue
+
+from caves_faust.kafka_admin import wait_for_topics
+
+log = logging.getLogger(__name__)
+
+TOPICS_VISIBLE_SECONDS = 30
+
+
+class Consumer(aiokafka_driver.Consumer):
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        """Subscribe once every topic is in the broker's metadata. Faust creates its internal topics (stock
+        movements, changelogs) just before subscribing; a topic the broker does not show yet is left out of
+        the group's assignment, and when it comes in at a later rebalance its consumption does not start at
+        the beginning: movements would be skipped and the stock come out wrong."""
+        topics = set(topics)
+        missing = await wait_for_topics(bootstrap_servers(self.app), topics, TOPICS_VISIBLE_SECONDS)
+        if missing:
+            log.warning("topics not in the broker's metadata after %ss, subscribing anyway: %s",
+                        TOPICS_VISIBLE_SECONDS, ", ".join(sorted(missing)))
+        await super().subscribe(topics)
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+def bootstrap_servers(app: AppT) -> str:
+    """The app's broker URLs as host:port pairs, for plain Kafka clients."""
+    return ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
+
+
+class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every stream partition the group never committed (or committed at 0) to its first offset.
+
+        After each rebalance Faust seeks back to the committed offsets, so that records it fetched but dropped
+        when the rebalance began are read again. aiokafka only seeks when the committed offset is above 0: a
+        partition without a commit kept its fetch position, past the dropped records, and nothing read them.
+        The first offset is what `auto_offset_reset="earliest"` means; what was processed already is replayed
+        and recognised (the sink's high-water marks, the stock's applied offsets).
+        """
+        committed = await super().seek_to_committed()
+        # Changelog partitions are positioned by table recovery, never from the group's offsets.
+        never_committed = [tp for tp, offset in committed.items()
+                           if not offset and not self.consumer._is_changelog_tp(tp)]
+        if never_committed:
+            await self.seek_to_beginning(*never_committed)
+        return committed
+
+
+class Transport(aiokafka_driver.Transport):
+    Consumer = Consumer
+
+
+class FlowControl(FlowControlEvent):
+    def resume(self) -> None:
+        """Clear the agents' buffers only when the flow was suspended (a rebalance), not when it already runs.
+
+        Faust's recovery resumes the flow twice after an assignment, the second time once the stream partitions
+        were seeked: clearing then dropped events fetched since the first resume, while their partitions stay
+        assigned, so nothing read them again.
+        """
+        if self.is_active():
+            return
+        super().resume()
+
+
+class AbandoningQueue(ThrowableQueue):
+    """An agent's buffer whose events, when Faust clears it (rebalance, shutdown), are abandoned, not leaked.
+
+    Faust drops the buffered events, then, before the rebalance or the shutdown goes on, waits until each
+    event it handed over is acked or garbage-collected: one still referenced elsewhere held the worker there.
+    Forgetting them here does not depend on the garbage collector. The events waiting to get in (the buffer
+    was full) are dropped too, so they count as well.
+    """
+
+    def __init__(self, app: AppT, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+        self._putting: dict[int, Any] = {}
+
+    async def put(self, value: Any) -> None:
+        self._putting[id(value)] = value
+        try:
+            await super().put(value)
+        finally:
+            self._putting.pop(id(value), None)
+
+    def clear(self) -> None:
+        buffered = [*self._queue, *self._putting.values()]  # type: ignore[attr-defined]
+        abandon(self.app, (e.message for e in buffered if isinstance(e, EventT)))
+        super().clear()
+
+
+def abandon(app: AppT, messages: Iterable[Message]) -> None:
+    """Stop waiting for messages this worker will not finish: they stay unacknowledged, so their offsets are not
+    committed and they are read again after the rebalance or restart, but Faust no longer waits for their acks
+    (it waits for every message handed to an agent before a rebalance or shutdown goes on)."""
+    dropped = list(messages)
+    if dropped:
+        app.consumer.unacked.difference_update(dropped)
+
+
+class App(faust.App):
+    """faust.App with the corrections above."""
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return FlowControl(loop=self.loop)
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
+
+    def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> ThrowableQueue:
+        return AbandoningQueue(self, maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume)
+
+    def _create_directories(self) -> None:
+        """Create the data directory with its missing parents, as a user giving F_DATADIR=a/b/c expects (Faust
+        creates only the last level, and the worker ended on a FileNotFoundError traceback)."""
+        self.conf.datadir.mkdir(parents=True, exist_ok=True)
+        super()._create_directories()

@@ -1,0 +1,95 @@
+"""Each correction of Faust's internals (caves_faust/faust_patches.py) does what it is there for.
+
+`ConsumerThread.seek_to_committed` runs against the real broker in tests/integration/test_consumer_offsets.py."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from faust.events import Event
+from faust.types import Message
+from mode.utils.queues import ThrowableQueue
+
+from caves_faust import faust_patches
+from caves_faust.faust_patches import AbandoningQueue, App, Consumer, FlowControl, abandon, bootstrap_servers
+
+
+def event(offset: int) -> Event:
+    message = Message(topic="sales_events", partition=0, offset=offset, timestamp=0.0, timestamp_type=0,
+                      headers=[], key=None, value=b"{}", checksum=None)
+    return Event(SimpleNamespace(), None, b"{}", [], message)  # type: ignore[arg-type]
+
+
+def app_with_unacked(*messages: Message) -> SimpleNamespace:
+    """Just the part of a Faust app the corrections use: its consumer's set of messages awaiting an ack."""
+    return SimpleNamespace(consumer=SimpleNamespace(unacked=set(messages)))
+
+
+def test_resuming_a_running_flow_keeps_what_the_agents_have_buffered():
+    flow = FlowControl()  # suspended until the first assignment, as Faust's
+    buffer = ThrowableQueue(maxsize=10, flow_control=flow, clear_on_resume=True)
+    flow.resume()
+    buffer.put_nowait("offset 420")
+
+    flow.resume()  # Faust's recovery resumes again once the stream partitions are seeked
+    assert buffer.qsize() == 1
+
+    flow.suspend()  # a rebalance: what was fetched before it is dropped, and read again from the committed offset
+    flow.resume()
+    assert buffer.qsize() == 0
+
+
+async def test_clearing_an_agents_buffer_abandons_its_events_and_those_waiting_to_get_in():
+    buffered, waiting, elsewhere = event(1), event(2), event(3)
+    app = app_with_unacked(buffered.message, waiting.message, elsewhere.message)
+    flow = FlowControl()
+    flow.resume()
+    queue = AbandoningQueue(app, maxsize=1, flow_control=flow)
+    await queue.put(buffered)
+    putting = asyncio.create_task(queue.put(waiting))  # the buffer is full: it waits to get in
+    await asyncio.sleep(0)
+
+    queue.clear()
+    putting.cancel()
+    assert app.consumer.unacked == {elsewhere.message}  # Faust no longer waits for the acks of the dropped ones
+    assert queue.qsize() == 0
+
+
+def test_abandon_forgets_only_the_messages_named():
+    kept, dropped = event(1).message, event(2).message
+    app = app_with_unacked(kept, dropped)
+    abandon(app, iter([dropped]))
+    assert app.consumer.unacked == {kept}
+
+
+async def test_subscribing_waits_until_every_topic_is_in_the_brokers_metadata(monkeypatch):
+    calls: list[tuple] = []
+
+    async def wait_for_topics(bootstrap: str, names: set[str], timeout: float) -> set[str]:
+        calls.append(("wait", bootstrap, frozenset(names)))
+        return set()
+
+    async def subscribe(self, topics) -> None:
+        calls.append(("subscribe", frozenset(topics)))
+
+    monkeypatch.setattr(faust_patches, "wait_for_topics", wait_for_topics)
+    monkeypatch.setattr(faust_patches.aiokafka_driver.Consumer, "subscribe", subscribe)
+    consumer = object.__new__(Consumer)
+    consumer.app = App("patches-test", broker="kafka://a:9092;kafka://b:9093")
+    await consumer.subscribe(["sales_events", "stock-movements"])
+    topics = frozenset({"sales_events", "stock-movements"})
+    assert calls == [("wait", "a:9092,b:9093", topics), ("subscribe", topics)]
+
+
+def test_bootstrap_servers_are_the_apps_broker_urls():
+    assert bootstrap_servers(App("patches-test", broker="kafka://a:9092;kafka://b:9093")) == "a:9092,b:9093"
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_data_directory_is_created_with_its_missing_parents(tmp_path, depth):
+    datadir = tmp_path.joinpath(*[f"level{n}" for n in range(depth)], "worker-data")
+    app = App(f"patches-test-{depth}", datadir=str(datadir))
+    app._create_directories()
+    assert app.conf.tabledir.is_dir() and app.conf.tabledir.is_relative_to(datadir)
