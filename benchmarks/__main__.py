@@ -1,4 +1,4 @@
-"""`python -m benchmarks [NAME ...]` (`make bench`): ceiling+pipeline, sink, latency, memory.
+"""`python -m benchmarks [NAME ...]` (`make bench`): ceiling+pipeline, sink, latency, streaming, memory.
 
 Ratios are what count: these machines are noisy, so each ratio is measured within one run.
 """
@@ -25,9 +25,14 @@ SOAK_EVENTS = 1_000_000
 SOAK_CHUNK = 100_000
 
 
-def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], workers: int = 1) -> dict:
+WAREHOUSE = {"SINK_MODE": "warehouse"}
+STREAMING = {"SINK_MODE": "streaming"}
+
+
+def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], workers: int = 1,
+                 env: dict[str, str] = WAREHOUSE) -> dict:
     """Pre-produce `events`, start the workers, time until every one is a row; CPU, peak and sampled RSS."""
-    pipeline = bench.pipeline(name)
+    pipeline = bench.pipeline(name, **env)
     produce(bench.stack.bootstrap, pipeline.sales_topic, events)
     conn = bench.stack.snowflake_connection(pipeline.database)
     started = time.perf_counter()
@@ -100,8 +105,25 @@ def bench_sink(bench: BenchStack) -> None:
 
 
 def bench_latency(bench: BenchStack) -> None:
+    figures = latency_run(bench, "bench_latency", WAREHOUSE)
+    report("latency", f"at {LATENCY_RATE} events/s produce->Snowflake p50 {figures['p50_seconds']} s, "
+           f"p95 {figures['p95_seconds']} s, p99 {figures['p99_seconds']} s", figures)
+
+
+def bench_streaming(bench: BenchStack) -> None:
+    """The pipeline and latency figures again with SINK_MODE=streaming (the others are warehouse mode's)."""
+    result = pipeline_run(bench, "bench_streaming", messages(PIPELINE_EVENTS), env=STREAMING)
+    latency = latency_run(bench, "bench_streaming_latency", STREAMING)
+    cpu = result["cpu_seconds_per_1000_events"]
+    report("streaming", f"{result['events_per_second']} events/s into Snowflake through Snowpipe Streaming, CPU s per "
+           f"1,000 events: worker {cpu['workers']}, embedded Snowflake {cpu['snowflake']}; at {LATENCY_RATE} "
+           f"events/s p50 {latency['p50_seconds']} s, p95 {latency['p95_seconds']} s, p99 {latency['p99_seconds']} s",
+           {"pipeline": {k: v for k, v in result.items() if k != "rss_samples_mb"}, "latency": latency})
+
+
+def latency_run(bench: BenchStack, name: str, env: dict[str, str]) -> dict:
     """At a steady LATENCY_RATE events/s: Kafka produce timestamp -> INGESTION_TIME of its row, p50/p95/p99."""
-    pipeline = bench.pipeline("bench_latency")
+    pipeline = bench.pipeline(name, **env)
     worker = pipeline.worker().start()
     conn = bench.stack.snowflake_connection(pipeline.database)
     total = LATENCY_RATE * LATENCY_SECONDS
@@ -123,10 +145,8 @@ def bench_latency(bench: BenchStack) -> None:
     worker.stop()
     conn.close()
     q = statistics.quantiles(latencies, n=100)
-    figures = {"rate": LATENCY_RATE, "events": total, "p50_seconds": round(q[49], 3), "p95_seconds": round(q[94], 3),
-               "p99_seconds": round(q[98], 3), "max_seconds": round(latencies[-1], 3)}
-    report("latency", f"at {LATENCY_RATE} events/s produce->Snowflake p50 {figures['p50_seconds']} s, "
-           f"p95 {figures['p95_seconds']} s, p99 {figures['p99_seconds']} s", figures)
+    return {"rate": LATENCY_RATE, "events": total, "p50_seconds": round(q[49], 3), "p95_seconds": round(q[94], 3),
+            "p99_seconds": round(q[98], 3), "max_seconds": round(latencies[-1], 3)}
 
 
 def bench_memory(bench: BenchStack) -> None:
@@ -162,13 +182,14 @@ def bench_memory(bench: BenchStack) -> None:
            f"early {early:.0f} MB -> late {late:.0f} MB (x{late / early:.2f})", figures)
 
 
-BENCHMARKS = {"pipeline": bench_pipeline, "sink": bench_sink, "latency": bench_latency, "memory": bench_memory}
+BENCHMARKS = {"pipeline": bench_pipeline, "sink": bench_sink, "latency": bench_latency, "streaming": bench_streaming,
+              "memory": bench_memory}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), help="default: all but memory")
-    names = parser.parse_args().names or ["pipeline", "sink", "latency"]
+    names = parser.parse_args().names or ["pipeline", "sink", "latency", "streaming"]
     bench = BenchStack.start()
     try:
         for name in names:

@@ -48,7 +48,7 @@ def _sink() -> SnowflakeSink | StreamingSink:
             writer, Warehouse(settings), dead_letters, settings.sales_topic, retry, stopping=lambda: app.should_stop,
             owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
             rebalancing=lambda: not app.flow_control.is_active(),
-            fence_wait_seconds=settings.session_timeout_seconds,
+            fence_wait_seconds=settings.session_timeout_seconds, what_to_check=what_to_check(settings),
         )
     return SnowflakeSink(
         Warehouse(settings), dead_letters, settings.sales_topic, retry,

@@ -28,7 +28,7 @@ from caves_faust.streaming.channels import ChannelFenced, StreamingRefused, Stre
 from caves_faust.streaming.writer import StreamingWriter, Written
 from caves_faust.triage import Accepted, Classified
 from caves_faust.validation import InvalidEvent
-from caves_faust.warehouse import WAREHOUSE_ERRORS, Warehouse
+from caves_faust.warehouse import WAREHOUSE_ERRORS, Warehouse, is_content_error
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class StreamingSink:
     owned: Callable[[], set[int]]  # the sales partitions the consumer holds now
     rebalancing: Callable[[], bool]  # whether a rebalance is under way (it waits for our unacknowledged events)
     fence_wait_seconds: float  # how long a fenced partition still assigned to us waits before it is reopened
+    what_to_check: str  # where the tables are and what to check when Snowflake refuses to create or read them
     _assignments: Counter[int] = field(default_factory=Counter)  # partition -> times revoked or assigned
     _bootstrapped: bool = False
 
@@ -105,7 +106,7 @@ class StreamingSink:
                 self.warehouse.reset()
                 metrics.snowflake_up.set(0)
                 metrics.snowflake_failures.labels(reason="outage").inc()
-                await backoff.retry("outage", exc)
+                await backoff.retry("outage", exc, self.what_to_check if is_content_error(exc) else "")
                 continue
             # Committed now, errors included: they are found and dead-lettered before anything else happens.
             refused = {id(a) for a in await self._dead_letter_errors(fresh, result)}

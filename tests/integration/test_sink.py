@@ -63,7 +63,7 @@ def test_a_batch_refused_as_a_whole_is_retried_with_backoff_then_stored(pipeline
     stack.query(pipeline.database, DDL[1].replace("HIGH_WATER INTEGER", "HIGH_WATER NUMBER(2, 0)"))
     sent = Sent()
     sent.produce(pipeline, cases(valid_events(150)), keys=[b"one-partition"] * 150)
-    worker = start_worker(SINK_RETRY_MAX_SECONDS="2")
+    worker = start_worker(SINK_RETRY_MAX_SECONDS="2", SINK_MODE="warehouse")  # streaming has no marks
 
     wait_until(lambda: "refusing the whole batch, retrying with backoff: reason=batch_refused" in worker.log_text(),
                60, "the refused batch to be logged")
