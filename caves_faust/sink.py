@@ -131,17 +131,7 @@ class SnowflakeSink:
         dead_lettered = await self._deliver(batch.letters)
         outcome = replace(await self._write_rows(backoff, batch), dead_lettered=dead_lettered)
         metrics.snowflake_up.set(1)
-        store_seconds = time.perf_counter() - started
-        metrics.batch_size.observe(len(batch.events))
-        metrics.batch_duration.observe(batch.seconds + store_seconds)
-        metrics.current_batch_size.set(0)
-        log.info(
-            "sink batch: events=%d rows=%d dlq=%d rejected=%d skipped_replays=%d partitions=%d "
-            "validate_ms=%.1f insert_ms=%.1f store_ms=%.1f",
-            len(batch.events), outcome.rows, dead_lettered, outcome.rejected, outcome.skipped,
-            len({e.message.partition for e in batch.events}),
-            batch.seconds * 1000, outcome.insert_seconds * 1000, store_seconds * 1000,
-        )
+        record_batch(batch, outcome, time.perf_counter() - started)
         return outcome
 
     async def _until_marks_read(self, backoff: Backoff, partitions: set[int]) -> None:
@@ -283,6 +273,20 @@ class SnowflakeSink:
             p: (self._high_waters[p], offset)
             for p, offset in newest.items() if offset > or_minus_one(self._high_waters[p])
         }
+
+
+def record_batch(batch: Classified, outcome: Stored, store_seconds: float) -> None:
+    """A stored batch in the metrics and in its log line (either mode)."""
+    metrics.batch_size.observe(len(batch.events))
+    metrics.batch_duration.observe(batch.seconds + store_seconds)
+    metrics.current_batch_size.set(0)
+    log.info(
+        "sink batch: events=%d rows=%d dlq=%d rejected=%d skipped_replays=%d partitions=%d "
+        "validate_ms=%.1f insert_ms=%.1f store_ms=%.1f",
+        len(batch.events), outcome.rows, outcome.dead_lettered, outcome.rejected, outcome.skipped,
+        len({e.message.partition for e in batch.events}),
+        batch.seconds * 1000, outcome.insert_seconds * 1000, store_seconds * 1000,
+    )
 
 
 def count_snowflake_retry(reason: str) -> None:

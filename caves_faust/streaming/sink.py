@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from caves_faust import metrics
 from caves_faust.dlq import DeadLetter, DeadLetters
 from caves_faust.retry import Backoff, RetryPolicy
-from caves_faust.sink import Stored, count_snowflake_retry, or_minus_one
+from caves_faust.sink import Stored, count_snowflake_retry, or_minus_one, record_batch
 from caves_faust.streaming.channels import ChannelFenced, StreamingRefused, StreamingUnavailable
 from caves_faust.streaming.writer import StreamingWriter, Written
 from caves_faust.triage import Accepted, Classified
@@ -60,26 +60,16 @@ class StreamingSink:
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
         rows, skipped, refused, insert_seconds, lost = await self._stream(batch.accepted)
-        rejected = len(refused)
         letters = [d for d in batch.letters if d.partition not in lost]
         # No marks: the committed tokens cover rows only, not the letters between them; the DLQ tail says.
         dead_lettered = await self._deliver(letters) if letters else 0
-        store_seconds = time.perf_counter() - started
-        metrics.batch_size.observe(len(batch.events))
-        metrics.batch_duration.observe(batch.seconds + store_seconds)
-        metrics.current_batch_size.set(0)
-        log.info(
-            "sink batch: events=%d rows=%d dlq=%d rejected=%d skipped_replays=%d partitions=%d "
-            "validate_ms=%.1f insert_ms=%.1f store_ms=%.1f",
-            len(batch.events), rows, dead_lettered, rejected, skipped,
-            len({e.message.partition for e in batch.events}),
-            batch.seconds * 1000, insert_seconds * 1000, store_seconds * 1000,
-        )
+        stored = [a for a in batch.accepted if a.partition not in lost and id(a) not in refused]
+        outcome = Stored(stored, rows, skipped, len(refused), dead_lettered, insert_seconds, frozenset(lost))
+        record_batch(batch, outcome, time.perf_counter() - started)
         if lost:
             log.warning("sink: fenced out of partitions %s (their channels were reopened by another writer): "
                         "leaving their events to the new owner", sorted(lost))
-        stored = [a for a in batch.accepted if a.partition not in lost and id(a) not in refused]
-        return Stored(stored, rows, skipped, rejected, dead_lettered, insert_seconds, frozenset(lost))
+        return outcome
 
     async def _stream(self, accepted: list[Accepted]) -> tuple[int, int, set[int], float, set[int]]:
         """Append the rows their channels have not committed and wait for the commit; returns (rows written,

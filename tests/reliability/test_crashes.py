@@ -68,13 +68,8 @@ def test_kill_9_inside_a_snowflake_write_the_restart_aborts_the_transaction_left
     # their lock) and inserted its rows, uncommitted, and the worker waits for the COMMIT answer. Killing it then
     # is killing it inside a Snowflake write, every time. Its dead letters are already on the DLQ topic.
     trap = SnowflakeTrap(patient_snowflake.port, CommitOfWrite(let_through=1))
-    try:
-        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="warehouse")
-        producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
-        assert trap.held.wait(90), "no second sink transaction reached Snowflake"
-        worker.kill()
-    finally:
-        trap.close()
+    worker, producer = killed_once_held(pipeline, start_worker, trap, "no second sink transaction reached Snowflake",
+                                        SINK_MODE="warehouse")
     killed_pid = worker.process.pid
     # Straight to Snowflake. Its first write meets the lock the killed transaction holds, older than 4 s by then.
     restarted = start_worker(SINK_STALE_LOCK_SECONDS="4", SNOWFLAKE_TIMEOUT_SECONDS="2", SINK_MODE="warehouse")
@@ -90,6 +85,19 @@ def test_kill_9_inside_a_snowflake_write_the_restart_aborts_the_transaction_left
     assert stored and seconds_between(aborted.group(1), stored.group(1)) < 5, "no rows within seconds of the abort"
     assert "reason=outage" not in log  # a lock conflict is no outage
     assert ABORTED not in patient_snowflake.log_file.read_text()  # the embedded Snowflake's own bound played no part
+
+
+def killed_once_held(pipeline, start_worker, trap: SnowflakeTrap, never: str, **env: str):
+    """A worker behind `trap` while events flow, killed -9 as soon as the trap holds its request: (the killed
+    worker, the producer still sending)."""
+    try:
+        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), **env)
+        producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
+        assert trap.held.wait(90), never
+        worker.kill()
+    finally:
+        trap.close()
+    return worker, producer
 
 
 def seconds_between(earlier: str, later: str) -> float:
@@ -128,13 +136,8 @@ def test_kill_9_inside_a_streaming_append(pipeline, start_worker, stack):
     # worker waits to hear of the append. Killing it then is killing it inside an append, every time: none of
     # the batch's events were acknowledged, and the restarted worker must skip what the channels committed.
     trap = AppendTrap(stack.snowflake.port, let_through=1)
-    try:
-        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="streaming")
-        producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
-        assert trap.held.wait(90), "no second append reached Snowflake"
-        worker.kill()
-    finally:
-        trap.close()
+    worker, producer = killed_once_held(pipeline, start_worker, trap, "no second append reached Snowflake",
+                                        SINK_MODE="streaming")
     killed_pid = worker.process.pid
     restarted = start_worker(SINK_MODE="streaming")
     sent = producer.join()
