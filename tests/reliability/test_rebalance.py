@@ -40,7 +40,8 @@ def test_a_zombie_appending_after_its_partitions_moved_is_fenced_out(pipeline, s
     # out, late, with the old continuation token, and the frozen worker wakes up to its answer.
     trap = AppendTrap(stack.snowflake.port, let_through=1, parked=True)
     try:
-        zombie = start_worker(0, SINK_MODE="streaming", SNOWFLAKE_PORT=str(trap.port), SNOWFLAKE_TIMEOUT_SECONDS="300")
+        zombie = start_worker(0, SINK_MODE="streaming", SNOWFLAKE_PORT=str(trap.port),  # its append waits long
+                              SNOWFLAKE_TIMEOUT_SECONDS="300", SINK_STALE_LOCK_SECONDS="600")
         producer = BackgroundProducer(pipeline, mixed_payloads(3000), Sent())
         assert trap.held.wait(90), "no second append reached the proxy"
         os.kill(zombie.process.pid, signal.SIGSTOP)
