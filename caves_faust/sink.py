@@ -1,15 +1,17 @@
 """The Snowflake sink: every valid sales event exactly once in RAW_EVENTS_STREAM, every invalid one in the DLQ.
 
-`SnowflakeSink.store` stores a classified batch durably, in three steps: read the partitions' high-water marks,
-deliver the dead letters not in the DLQ yet, then commit the rows above the marks in one transaction with the
-marks' advance, so that a replay after a crash or a rebalance skips what is stored. It returns only once done:
-an outage is retried with capped backoff (the intake takes no new batch meanwhile, so memory stays bounded), a
-row Snowflake refuses for its content is dead-lettered, and a lock left by a dead worker is released.
+`SnowflakeSink.store` stores a classified batch durably, in three steps: read the partitions' high-water marks
+(when Snowflake answers), deliver the dead letters not in the DLQ yet, then commit the rows above the marks in one
+transaction with the marks' advance, so that a replay after a crash or a rebalance skips what is stored. It
+returns only once done: an outage is retried with capped backoff (the intake takes no new batch meanwhile, so
+memory stays bounded), a row Snowflake refuses for its content is dead-lettered, and a lock left by a dead worker
+is released.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -114,6 +116,7 @@ class SnowflakeSink:
     # partition -> highest offset stored in Snowflake (None: the partition has no row yet); absent: not read.
     _high_waters: dict[int, int | None] = field(default_factory=dict)
     _bootstrapped: bool = False
+    _answering: bool = False  # whether the last Snowflake call succeeded
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: re-read these partitions' high-water marks and DLQ tails before writing them again."""
@@ -126,28 +129,27 @@ class SnowflakeSink:
         """Store a classified batch durably; returns only when done (retrying through outages)."""
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
-        backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)
-        await self._until_marks_read(backoff, {e.message.partition for e in batch.events})
+        await self._marks_if_reachable({e.message.partition for e in batch.events})
         dead_lettered = await self._deliver(batch.letters)
+        backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)
         outcome = replace(await self._write_rows(backoff, batch), dead_lettered=dead_lettered)
         metrics.snowflake_up.set(1)
         record_batch(batch, outcome, time.perf_counter() - started)
         return outcome
 
-    async def _until_marks_read(self, backoff: Backoff, partitions: set[int]) -> None:
-        """Step 1: the tables exist and the marks of these partitions are known."""
-        while True:
-            try:
+    async def _marks_if_reachable(self, partitions: set[int]) -> None:
+        """Step 1: the marks of these partitions, when Snowflake answered the last call: they bound the DLQ tail
+        to read. Otherwise the dead letters go out without waiting for it (the tail is read to its bound), and
+        step 3 reports and retries the failure."""
+        if self._answering:
+            with contextlib.suppress(*WAREHOUSE_ERRORS):
                 await self._read_marks(partitions)
-                return
-            except WAREHOUSE_ERRORS as exc:
-                await self._failed(backoff, self._diagnose(exc))
 
     async def _deliver(self, letters: list[DeadLetter]) -> int:
         """Step 2 (and for the rows Snowflake refuses): the letters not in the DLQ yet, delivered."""
         if not letters:
             return 0
-        marks = {p: or_minus_one(mark) for p, mark in self._high_waters.items()}
+        marks = {p: or_minus_one(mark) for p, mark in self._high_waters.items()}  # unknown ones: -1
         return await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters, marks))
 
     async def _write_rows(self, backoff: Backoff, batch: Classified) -> Stored:
@@ -223,6 +225,7 @@ class SnowflakeSink:
 
     async def _failed(self, backoff: Backoff, failure: _Failed) -> None:
         """Count a failed attempt and wait before the next; a lock held by a dead worker is released at once."""
+        self._answering = False
         metrics.snowflake_up.set(0)
         metrics.snowflake_failures.labels(reason=failure.reason).inc()
         if failure.reason == "lock_conflict" and await self._abort_stale_transactions():
@@ -262,6 +265,7 @@ class SnowflakeSink:
             stored = await asyncio.to_thread(self.writer.high_waters, self.topic)
             for partition in partitions - self._high_waters.keys():
                 self._high_waters[partition] = stored.get(partition)
+        self._answering = True
 
     def _moves(self, events: Sequence[EventT]) -> dict[int, tuple[int | None, int]]:
         """partition -> (stored high-water, new high-water) for partitions this batch moves forward."""
