@@ -14,6 +14,7 @@ group, the topic and the partition, whose offset token is the Kafka offset of th
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from caves_faust.streaming.channels import (
     StreamingClient,
     StreamingUnavailable,
 )
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often a write asks whether its channels committed (the embedded one commits in ~1 s)
 
@@ -93,7 +96,8 @@ class StreamingWriter:
                     await self.client.append(state.channel, body, str(chunk[0].offset), str(chunk[-1].offset))
                     written.uncompressed_bytes += len(body)
                     metrics.streaming_bytes.inc(len(body))
-            except ChannelFenced:
+            except ChannelFenced as exc:
+                log.warning("streaming: channel %s fenced out: %s", state.channel.name, exc)
                 self.fence(partition)
                 written.fenced.add(partition)
                 continue

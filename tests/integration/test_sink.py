@@ -16,10 +16,8 @@ from tests.delivery import Sent, assert_exactly_once
 from tests.integration.events import cases, order, valid_events
 
 pytestmark = pytest.mark.integration
-SINK_MODES = pytest.mark.parametrize("sink_mode", ["warehouse", "streaming"])
 
 
-@SINK_MODES
 def test_n_events_exactly_n_rows_with_content_as_sent(pipeline, start_worker, sink_mode):
     events = valid_events(3000)
     events[5]["deeply"] = {"nested": [{"undeclared": ["champ", "é", "🍾", None, 1.5e-7, 10**18]}]}
@@ -33,7 +31,6 @@ def test_n_events_exactly_n_rows_with_content_as_sent(pipeline, start_worker, si
     assert {"topic", "partition", "offset", "timestamp", "key"} <= set(metadata)
 
 
-@SINK_MODES
 def test_a_row_snowflake_refuses_goes_to_the_dlq_and_the_others_are_stored(pipeline, start_worker, stack, sink_mode):
     # A stricter table than the one the sink creates, as a DBA might declare it: products above 999 are refused.
     stack.query(pipeline.database, DDL[0].replace("PRODUCT_ID INTEGER", "PRODUCT_ID NUMBER(3, 0)"))

@@ -21,13 +21,13 @@ ABORTED = "aborting a transaction idle"
 pytestmark = pytest.mark.integration
 
 
-def test_kill_9_mid_stream_then_restart(pipeline, start_worker):
-    worker = start_worker()
+def test_kill_9_mid_stream_then_restart(pipeline, start_worker, sink_mode):
+    worker = start_worker(SINK_MODE=sink_mode)
     producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
     wait_until(lambda: pipeline.row_count() > 300, 60, "the first rows")
 
     worker.kill()
-    restarted = start_worker()
+    restarted = start_worker(SINK_MODE=sink_mode)
     sent = producer.join()
 
     print(assert_exactly_once(pipeline, sent, restarted))

@@ -58,3 +58,4 @@ def test_a_zombie_appending_after_its_partitions_moved_is_fenced_out(pipeline, s
         trap.close()
 
     print(assert_exactly_once(pipeline, sent, owner))
+    assert "STALE_CONTINUATION_TOKEN_SEQUENCER" in zombie.log_text()  # its late append was refused
