@@ -78,6 +78,12 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _sink_mode(text: str) -> str:
+    if text not in ("", "warehouse", "streaming"):
+        raise ValueError("must be one of warehouse, streaming")
+    return text
+
+
 def _store_url(text: str) -> str:
     if not (text.startswith("rocksdb://") or text.startswith("memory://")):
         raise ValueError("must be rocksdb:// or memory://")
@@ -116,7 +122,8 @@ class Settings:
     # the sink aborts it when it blocks a write. At least twice SNOWFLAKE_TIMEOUT_SECONDS (a live write's bound).
     sink_stale_lock_seconds: float = _setting("SINK_STALE_LOCK_SECONDS", "60", _positive_float)
     # How rows reach RAW_EVENTS_STREAM: INSERTs through a warehouse, or Snowpipe Streaming's REST API (serverless).
-    sink_mode: str = _setting("SINK_MODE", "warehouse", _choice("warehouse", "streaming"))
+    # Unset: streaming, except warehouse for a real account with a password only (streaming needs a key pair).
+    sink_mode: str = _setting("SINK_MODE", "", _sink_mode)
     # The pipe streaming appends through; Snowflake's default pipe of the table maps columns by name.
     snowflake_pipe: str = _setting("SNOWFLAKE_PIPE", "RAW_EVENTS_STREAM-STREAMING")
     # The warehouse the sink writes with, for the cost estimate (credits per hour, how soon it suspends).
@@ -161,6 +168,9 @@ class Settings:
                                 "must be at least twice SNOWFLAKE_TIMEOUT_SECONDS, the longest a live write holds it")
         if self.snowflake_private_key_file and not Path(self.snowflake_private_key_file).is_file():
             raise SettingsError("SNOWFLAKE_PRIVATE_KEY_FILE", self.snowflake_private_key_file, "no such file")
+        if not self.sink_mode:  # frozen: the default is set once, here
+            password_only = bool(self.snowflake_account) and not self.snowflake_private_key_file
+            object.__setattr__(self, "sink_mode", "warehouse" if password_only else "streaming")
         if self.snowflake_account and self.sink_mode == "streaming" and not self.snowflake_private_key_file:
             raise SettingsError(
                 "SNOWFLAKE_PRIVATE_KEY_FILE", "", "SINK_MODE=streaming on a real account needs key-pair authentication"

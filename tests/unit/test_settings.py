@@ -13,6 +13,14 @@ def test_defaults_follow_the_contract():
     assert (settings.snowflake_host, settings.snowflake_port) == ("localhost", 8085)
     assert (settings.snowflake_database, settings.snowflake_schema) == ("WINE_SALES_DB", "RAW_DATA")
     assert settings.embedded_snowflake and settings.topic_partitions == 8
+    assert settings.sink_mode == "streaming"
+
+
+def test_the_sink_mode_defaults_per_case():
+    assert load_settings({}).sink_mode == "streaming"  # the embedded Snowflake
+    password = {"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PASSWORD": "pw"}
+    assert load_settings(password).sink_mode == "warehouse"  # streaming takes a key pair only
+    assert load_settings({**password, "SINK_MODE": "warehouse"}).sink_mode == "warehouse"
 
 
 @pytest.mark.parametrize("name, value, why", [
