@@ -1,4 +1,4 @@
-"""`python -m benchmarks [NAME ...]` (`make bench`): ceiling+pipeline, sink, latency, memory.
+"""`python -m benchmarks [NAME ...]` (`make bench`): ceiling+pipeline, sink, latency, streaming, memory.
 
 Ratios are what count: these machines are noisy, so each ratio is measured within one run.
 """
@@ -27,9 +27,14 @@ SOAK_EVENTS = 1_000_000
 SOAK_CHUNK = 100_000
 
 
-def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], workers: int = 1) -> dict:
+WAREHOUSE = {"SINK_MODE": "warehouse"}
+STREAMING = {"SINK_MODE": "streaming"}
+
+
+def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], workers: int = 1,
+                 env: dict[str, str] = WAREHOUSE) -> dict:
     """Pre-produce `events`, start the workers, time until every one is a row; CPU, peak and sampled RSS."""
-    pipeline = bench.pipeline(name)
+    pipeline = bench.pipeline(name, **env)
     produce(bench.stack.bootstrap, pipeline.sales_topic, events)
     conn = bench.stack.snowflake_connection(pipeline.database)
     started = time.perf_counter()
@@ -99,6 +104,22 @@ def bench_sink(bench: BenchStack) -> None:
     report("sink", "rows/s by batch size " + ", ".join(f"{k}: {v}" for k, v in figures.items())
            + f" (best at {best})", {"rows_per_second_by_batch_size": figures, "rows_json_bytes_per_row":
                                     len(rows_json(rows)) // len(rows)})
+
+
+def bench_streaming(bench: BenchStack) -> None:
+    """The pipeline and latency figures again with SINK_MODE=streaming (the others are warehouse mode's)."""
+    result = pipeline_run(bench, "bench_streaming", messages(PIPELINE_EVENTS), env=STREAMING)
+    pipeline = bench.pipeline("bench_streaming_latency", **STREAMING)
+    conn = bench.stack.snowflake_connection(pipeline.database)
+    worker = pipeline.worker().start()
+    latency = steady_phase(bench, pipeline, conn, seed=7, expected_rows=LATENCY_RATE * LATENCY_SECONDS)
+    worker.stop()
+    conn.close()
+    cpu = result["cpu_seconds_per_1000_events"]
+    report("streaming", f"{result['events_per_second']} events/s into Snowflake through Snowpipe Streaming, CPU s per "
+           f"1,000 events: worker {cpu['workers']}, embedded Snowflake {cpu['snowflake']}; at {LATENCY_RATE} "
+           f"events/s {_line(latency)}",
+           {"pipeline": {k: v for k, v in result.items() if k != "rss_samples_mb"}, "latency": latency})
 
 
 def produce_steadily(bench: BenchStack, pipeline: Pipeline, events: list[tuple[bytes, bytes]], rate: float) -> None:
@@ -198,13 +219,14 @@ def bench_memory(bench: BenchStack) -> None:
            f"early {early:.0f} MB -> late {late:.0f} MB (x{late / early:.2f})", figures)
 
 
-BENCHMARKS = {"pipeline": bench_pipeline, "sink": bench_sink, "latency": bench_latency, "memory": bench_memory}
+BENCHMARKS = {"pipeline": bench_pipeline, "sink": bench_sink, "latency": bench_latency, "streaming": bench_streaming,
+              "memory": bench_memory}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), help="default: all but memory")
-    names = parser.parse_args().names or ["pipeline", "sink", "latency"]
+    names = parser.parse_args().names or ["pipeline", "sink", "latency", "streaming"]
     bench = BenchStack.start()
     try:
         for name in names:

@@ -19,28 +19,51 @@ from typing import Sequence, Set
 from faust.types import TP, AppT, EventT, StreamT
 
 from caves_faust.app import app, dlq_topic, sales_topic, settings
+from caves_faust.cost import WarehouseClock
 from caves_faust.dlq import DeadLetters
 from caves_faust.faust_patches import abandon
 from caves_faust.replays import stored_copies
 from caves_faust.retry import RetryPolicy, SinkStopped
 from caves_faust.sink import SnowflakeSink
 from caves_faust.stock import send_movements
+from caves_faust.streaming.auth import Credentials
+from caves_faust.streaming.channels import StreamingClient
+from caves_faust.streaming.sink import StreamingSink
+from caves_faust.streaming.writer import StreamingWriter
 from caves_faust.triage import Classified, classify, session_stats
 from caves_faust.warehouse import Warehouse, describe, what_to_check
 
 log = logging.getLogger(__name__)
 
-warehouse = Warehouse(settings)
-sink = SnowflakeSink(
-    warehouse,
-    DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap),
-    settings.sales_topic,
-    RetryPolicy(settings.sink_retry_max_seconds),
-    stopping=lambda: app.should_stop,
-    stale_lock_seconds=settings.sink_stale_lock_seconds,
-    what_to_check=what_to_check(settings),
-    find_replayed=partial(stored_copies, warehouse),
-)
+
+
+def _sink() -> SnowflakeSink | StreamingSink:
+    dead_letters = DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap)
+    retry = RetryPolicy(settings.sink_retry_max_seconds)
+    if settings.sink_mode == "streaming":
+        client = StreamingClient(Credentials.from_settings(settings), settings.snowflake_database,
+                                 settings.snowflake_schema, settings.snowflake_pipe, settings.snowflake_timeout_seconds)
+        # One channel per source partition and consumer group: <app id>_<topic>_<partition>.
+        channels = f"{settings.app_id}_{settings.sales_topic}"
+        writer = StreamingWriter(client, channels, settings.snowflake_timeout_seconds)
+        return StreamingSink(
+            writer, Warehouse(settings), dead_letters, settings.sales_topic, retry, stopping=lambda: app.should_stop,
+            owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
+            rebalancing=lambda: not app.flow_control.is_active(),
+            fence_wait_seconds=settings.session_timeout_seconds, what_to_check=what_to_check(settings),
+        )
+    warehouse = Warehouse(settings)
+    return SnowflakeSink(
+        warehouse, dead_letters, settings.sales_topic, retry,
+        stopping=lambda: app.should_stop,
+        stale_lock_seconds=settings.sink_stale_lock_seconds,
+        what_to_check=what_to_check(settings),
+        find_replayed=partial(stored_copies, warehouse),
+        clock=WarehouseClock(settings.snowflake_auto_suspend_seconds, settings.warehouse_credits_per_hour),
+    )
+
+
+sink = _sink()
 
 
 @app.agent(sales_topic, name="sales_intake")
@@ -72,6 +95,7 @@ async def _store(stream: StreamT, batch: Classified) -> bool:
     try:
         outcome = await sink.store(batch)
         await send_movements((a.valid, a.event) for a in outcome.stored)
+        abandon(app, (e.message for e in batch.events if e.message.partition in outcome.abandoned))
     except SinkStopped as stopped:
         log.warning("intake: %s; the batch stays uncommitted and will be replayed", stopped)
         abandon(app, (e.message for e in batch.events))
@@ -80,7 +104,8 @@ async def _store(stream: StreamT, batch: Classified) -> bool:
         await _stop_worker(exc, batch.events)
         return False
     for event in batch.events:
-        await stream.ack(event)
+        if event.message.partition not in outcome.abandoned:
+            await stream.ack(event)
     return True
 
 

@@ -89,6 +89,16 @@ audit_stock_mismatches = Gauge(
     "audit_stock_mismatch_products", "Products whose served stock differs from the warehouse's",
 )
 audit_last_run_timestamp = Gauge("audit_last_run_timestamp", "Unix time of the last audit this worker ran (0: none)")
+# Cost: what each mode is billed on (README, "What it costs").
+streaming_bytes = Counter(
+    "snowpipe_streaming_uncompressed_bytes", "Uncompressed NDJSON bytes appended through Snowpipe Streaming",
+)
+warehouse_seconds = Counter(
+    "snowflake_warehouse_seconds", "Seconds the sink's writes keep the warehouse up (gaps up to its auto-suspend)",
+)
+warehouse_credits_per_hour = Gauge(
+    "snowflake_warehouse_credits_per_hour", "Credits per hour of the warehouse the sink writes with (its size)",
+)
 
 # The label values the sink records, exported at 0 from the start: a counter series that appears with its
 # first increment loses that increment in rate()/increase(), and panels would show "No data" instead of 0.

@@ -15,6 +15,10 @@ from dotenv import load_dotenv
 
 T = TypeVar("T")
 
+# Credits per hour of a standard warehouse, by size (Snowflake's list).
+WAREHOUSE_CREDITS = {"XSMALL": 1, "SMALL": 2, "MEDIUM": 4, "LARGE": 8, "XLARGE": 16, "XXLARGE": 32,
+                     "XXXLARGE": 64, "X4LARGE": 128, "X5LARGE": 256, "X6LARGE": 512}
+
 
 class SettingsError(SystemExit):
     """A bad setting: exits with its one-line message (SystemExit prints it to stderr)."""
@@ -127,6 +131,16 @@ class Settings:
     # A transaction of this user holding its lock on SINK_OFFSETS longer than this is one a dead worker left open:
     # the sink aborts it when it blocks a write. At least twice SNOWFLAKE_TIMEOUT_SECONDS (a live write's bound).
     sink_stale_lock_seconds: float = _setting("SINK_STALE_LOCK_SECONDS", "60", _positive_float)
+    # How rows reach RAW_EVENTS_STREAM: INSERTs through a warehouse, or Snowpipe Streaming's REST API (serverless).
+    # Streaming does not yet recognise replayed dead letters nor write DLQ_EVENTS: warehouse is the default.
+    sink_mode: str = _setting("SINK_MODE", "warehouse", _choice("warehouse", "streaming"))
+    # The pipe streaming appends through; Snowflake's default pipe of the table maps columns by name.
+    snowflake_pipe: str = _setting("SNOWFLAKE_PIPE", "RAW_EVENTS_STREAM-STREAMING")
+    # The warehouse the sink writes with, for the cost estimate (credits per hour, how soon it suspends).
+    snowflake_warehouse_size: str = _setting("SNOWFLAKE_WAREHOUSE_SIZE", "XSMALL", _choice(*WAREHOUSE_CREDITS))
+    snowflake_auto_suspend_seconds: float = _setting("SNOWFLAKE_AUTO_SUSPEND_SECONDS", "600", _positive_float)
+    # The embedded Snowflake's Snowpipe Streaming commits appends this long after them (`make up`).
+    embedded_streaming_commit_seconds: float = _setting("EMBEDDED_STREAMING_COMMIT_SECONDS", "1", _positive_float)
     # Snowflake: a real account when SNOWFLAKE_ACCOUNT is set, else the embedded one on host:port.
     snowflake_account: str = _setting("SNOWFLAKE_ACCOUNT", "")
     snowflake_user: str = _setting("SNOWFLAKE_USER", "caves_faust")
@@ -162,6 +176,10 @@ class Settings:
         return ",".join(url.split("://", 1)[1] for url in self.kafka_broker.split(";"))
 
     @property
+    def warehouse_credits_per_hour(self) -> int:
+        return WAREHOUSE_CREDITS[self.snowflake_warehouse_size]
+
+    @property
     def embedded_snowflake(self) -> bool:
         return not self.snowflake_account
 
@@ -171,6 +189,10 @@ class Settings:
                                 "must be at least twice SNOWFLAKE_TIMEOUT_SECONDS, the longest a live write holds it")
         if self.snowflake_private_key_file and not Path(self.snowflake_private_key_file).is_file():
             raise SettingsError("SNOWFLAKE_PRIVATE_KEY_FILE", self.snowflake_private_key_file, "no such file")
+        if self.snowflake_account and self.sink_mode == "streaming" and not self.snowflake_private_key_file:
+            raise SettingsError(
+                "SNOWFLAKE_PRIVATE_KEY_FILE", "", "SINK_MODE=streaming on a real account needs key-pair authentication"
+            )
         if self.snowflake_account and not (self.snowflake_password or self.snowflake_private_key_file):
             raise SettingsError(
                 "SNOWFLAKE_PASSWORD", "", "a real account needs SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_FILE"

@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from faust.types import EventT
 
 from caves_faust import metrics
+from caves_faust.cost import WarehouseClock
 from caves_faust.dlq import DeadLetter, DeadLetters
 from caves_faust.dlq_events import letter_rows, replayed_sources
 from caves_faust.replays import Copies, Origin, first_copies, for_stock, origins, replayed_letters
@@ -71,6 +72,8 @@ class Stored:
     rejected: int  # rows Snowflake refused, dead-lettered
     dead_lettered: int  # letters of invalid events delivered
     insert_seconds: float
+    # Partitions another writer took over meanwhile (streaming): their events are not this worker's to acknowledge.
+    abandoned: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class SnowflakeSink:
     what_to_check: str  # where the tables are and what to check when Snowflake refuses to create or read them
     # Where the rows of replayed dead letters are (blocking, like the writer's calls): see replays.py.
     find_replayed: Callable[[set[Origin]], Copies]
+    clock: WarehouseClock | None = None  # the warehouse's up-time, for the cost estimate
     # partition -> highest offset stored in Snowflake (None: the partition has no row yet); absent: not read.
     _high_waters: dict[int, int | None] = field(default_factory=dict)
     _bootstrapped: bool = False
@@ -134,20 +138,10 @@ class SnowflakeSink:
         metrics.current_batch_size.set(len(batch.events))
         await self._marks_if_reachable({e.message.partition for e in batch.events})
         dead_lettered = await self._deliver(batch.letters)
-        backoff = Backoff("Snowflake", self.retry, self.stopping, _count_snowflake_retry)
+        backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)
         outcome = replace(await self._write_rows(backoff, batch), dead_lettered=dead_lettered)
         metrics.snowflake_up.set(1)
-        store_seconds = time.perf_counter() - started
-        metrics.batch_size.observe(len(batch.events))
-        metrics.batch_duration.observe(batch.seconds + store_seconds)
-        metrics.current_batch_size.set(0)
-        log.info(
-            "sink batch: events=%d rows=%d dlq=%d rejected=%d skipped_replays=%d partitions=%d "
-            "validate_ms=%.1f insert_ms=%.1f store_ms=%.1f",
-            len(batch.events), outcome.rows, dead_lettered, outcome.rejected, outcome.skipped,
-            len({e.message.partition for e in batch.events}),
-            batch.seconds * 1000, outcome.insert_seconds * 1000, store_seconds * 1000,
-        )
+        record_batch(batch, outcome, time.perf_counter() - started)
         return outcome
 
     async def _marks_if_reachable(self, partitions: set[int]) -> None:
@@ -162,7 +156,7 @@ class SnowflakeSink:
         """Step 2 (and for the rows Snowflake refuses): the letters not in the DLQ yet, delivered."""
         if not letters:
             return 0
-        marks = {p: _or_minus_one(mark) for p, mark in self._high_waters.items()}  # unknown ones: -1
+        marks = {p: or_minus_one(mark) for p, mark in self._high_waters.items()}  # unknown ones: -1
         return await self._until_done("Kafka DLQ", lambda: self.dead_letters.send(letters, marks))
 
     async def _write_rows(self, backoff: Backoff, batch: Classified) -> Stored:
@@ -199,13 +193,13 @@ class SnowflakeSink:
             await self._read_marks({e.message.partition for e in events})
         except WAREHOUSE_ERRORS as exc:
             return self._diagnose(exc)
-        fresh = [a for a in accepted if a.offset > _or_minus_one(self._high_waters[a.partition])]
+        fresh = [a for a in accepted if a.offset > or_minus_one(self._high_waters[a.partition])]
         try:
             replayed = await asyncio.to_thread(self.find_replayed, origins(accepted))
         except WAREHOUSE_ERRORS as exc:
             return self._diagnose(exc)
         fresh = first_copies(fresh, replayed)
-        new_letters = [d for d in letters if d.offset > _or_minus_one(self._high_waters[d.partition])]
+        new_letters = [d for d in letters if d.offset > or_minus_one(self._high_waters[d.partition])]
         batch = Batch([a.row() for a in fresh], self._moves(events), letter_rows(new_letters),
                       replayed_sources(replayed_letters(fresh)))
         if not batch.high_waters:
@@ -218,6 +212,8 @@ class SnowflakeSink:
         except WAREHOUSE_ERRORS as exc:
             return await self._blame_rows(fresh, exc) if is_content_error(exc) else self._diagnose(exc)
         seconds = time.perf_counter() - started
+        if self.clock is not None:
+            self.clock.wrote(started, started + seconds)
         self._high_waters.update({p: new for p, (_, new) in batch.high_waters.items()})
         metrics.insert_duration.observe(seconds)
         metrics.last_commit_timestamp.set(time.time())
@@ -303,13 +299,27 @@ class SnowflakeSink:
             newest[partition] = max(offset, newest.get(partition, -1))
         return {
             p: (self._high_waters[p], offset)
-            for p, offset in newest.items() if offset > _or_minus_one(self._high_waters[p])
+            for p, offset in newest.items() if offset > or_minus_one(self._high_waters[p])
         }
 
 
-def _count_snowflake_retry(reason: str) -> None:
+def record_batch(batch: Classified, outcome: Stored, store_seconds: float) -> None:
+    """A stored batch in the metrics and in its log line (either mode)."""
+    metrics.batch_size.observe(len(batch.events))
+    metrics.batch_duration.observe(batch.seconds + store_seconds)
+    metrics.current_batch_size.set(0)
+    log.info(
+        "sink batch: events=%d rows=%d dlq=%d rejected=%d skipped_replays=%d partitions=%d "
+        "validate_ms=%.1f insert_ms=%.1f store_ms=%.1f",
+        len(batch.events), outcome.rows, outcome.dead_lettered, outcome.rejected, outcome.skipped,
+        len({e.message.partition for e in batch.events}),
+        batch.seconds * 1000, outcome.insert_seconds * 1000, store_seconds * 1000,
+    )
+
+
+def count_snowflake_retry(reason: str) -> None:
     metrics.snowflake_retries.labels(reason=reason).inc()
 
 
-def _or_minus_one(value: int | None) -> int:
+def or_minus_one(value: int | None) -> int:
     return -1 if value is None else value

@@ -15,6 +15,7 @@ from caves_faust import metrics
 from caves_faust.dlq import DeadLetter
 from caves_faust.received import Received, encode_bytes
 from caves_faust.replays import replay_metadata
+from caves_faust.streaming.writer import StreamRow
 from caves_faust.validation import InvalidEvent, ValidEvent, validate
 
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
@@ -27,16 +28,26 @@ class Accepted(Received):
     valid: ValidEvent
 
     def row(self) -> str:
-        """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object).
+        """The row as JSON text: the content is spliced in exactly as received (it parsed as a JSON object)."""
+        return f'{{"m":{self._metadata()},"c":{self.valid.text}}}'
 
-        The metadata is formatted around the one part that needs JSON escaping, the key: topic names need none,
-        Kafka allows only [a-zA-Z0-9._-] in them."""
+    def stream_row(self) -> StreamRow:
+        """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them."""
+        event = self.valid.event
+        customer = getattr(event, "customer_id", None)
+        return StreamRow(self.partition, self.offset, (
+            f'{{"EVENT_TYPE":"{event.event_type}","PRODUCT_ID":{event.product_id},'
+            f'"CUSTOMER_ID":{"null" if customer is None else customer},"EVENT_METADATA":{self._metadata()},'
+            f'"EVENT_CONTENT":{self.valid.text}}}'))
+
+    def _metadata(self) -> str:
+        """Formatted around the one part that needs JSON escaping, the key: topic names need none, Kafka allows
+        only [a-zA-Z0-9._-] in them."""
         message = self.event.message
         key, key_encoding = encode_bytes(message.key)
-        return (f'{{"m":{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
+        return (f'{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
                 f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"'
-                f'{replay_metadata(message)}}},'
-                f'"c":{self.valid.text}}}')
+                f'{replay_metadata(message)}}}')
 
 
 @dataclass(frozen=True)

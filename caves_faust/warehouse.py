@@ -89,6 +89,11 @@ def is_lock_conflict(exc: BaseException) -> bool:
     """Whether a statement failed because another transaction holds a lock it needs."""
     return isinstance(exc, Error) and exc.errno == LOCK_CONFLICT_ERRNO
 
+# The offsets of a source partition's range that are in the table (streaming: which rows the service refused).
+READ_STORED_OFFSETS = f"""SELECT EVENT_METADATA:offset::INTEGER FROM {RAW_EVENTS_TABLE}
+    WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:partition::INTEGER = ?
+      AND EVENT_METADATA:offset::INTEGER BETWEEN ? AND ?"""
+
 
 def is_content_error(exc: BaseException) -> bool:
     """Whether Snowflake refused the statement for what it contains (vs. being unreachable, restarting,
@@ -225,6 +230,11 @@ class Warehouse:
         with self.connection().cursor() as cur:
             cur.execute(READ_HIGH_WATERS, (topic,))
             return {int(p): int(hw) for p, hw in cur.fetchall()}
+
+    def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
+        with self.connection().cursor() as cur:
+            cur.execute(READ_STORED_OFFSETS, (topic, partition, low, high))
+            return {int(offset) for (offset,) in cur.fetchall()}
 
     def write(self, topic: str, batch: Batch) -> None:
         """Insert the rows and the dead letters, mark the replayed letters, advance the high-water marks, in one

@@ -51,3 +51,9 @@ def start_worker(pipeline: Pipeline):
         return worker.start(wait_assigned=wait_assigned)
 
     return start
+
+
+@pytest.fixture(params=["warehouse", "streaming"])
+def sink_mode(request: pytest.FixtureRequest) -> str:
+    """For the tests that run in both sink modes: the SINK_MODE they give their workers."""
+    return request.param

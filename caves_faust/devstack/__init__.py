@@ -20,5 +20,6 @@ def local_services(settings: Settings) -> list[LocalKafka | EmbeddedSnowflake]:
         port = urlsplit(settings.kafka_broker.split(";")[0]).port or 9092
         services.append(LocalKafka("kafka", settings.devstack_dir / "kafka", port))
     if settings.embedded_snowflake:
-        services.append(EmbeddedSnowflake("snowflake", settings.devstack_dir / "snowflake", settings.snowflake_port))
+        services.append(EmbeddedSnowflake("snowflake", settings.devstack_dir / "snowflake", settings.snowflake_port,
+                                          streaming_commit_seconds=settings.embedded_streaming_commit_seconds))
     return services

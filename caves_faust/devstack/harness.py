@@ -135,6 +135,8 @@ class Pipeline:
             "PYTHONUNBUFFERED": "1",
             # A warehouse build takes seconds of CPU: only the tests of the schedule ask for one.
             "ELT_INTERVAL_SECONDS": "0",
+            # The whole suite in one sink mode or the other (the product's default otherwise).
+            **({"SINK_MODE": os.environ["TEST_SINK_MODE"]} if os.environ.get("TEST_SINK_MODE") else {}),
             **self.extra_env,
         })
         return env

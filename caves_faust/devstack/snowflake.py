@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from caves_faust.devstack.process import ManagedProcess
 from caves_faust.devstack.snowflake_fidelity import FidelityLayer, session_token
+from caves_faust.devstack.snowpipe import COMMIT_SECONDS, Snowpipe
 
 log = logging.getLogger("caves_faust.devstack.snowflake")
 
@@ -40,6 +41,7 @@ LOCK_CONFLICT_ERRNO = 625  # Snowflake's "... has locked table ... and this lock
 @dataclass
 class EmbeddedSnowflake(ManagedProcess):
     detached_transaction_seconds: float = DETACHED_TRANSACTION_SECONDS
+    streaming_commit_seconds: float = COMMIT_SECONDS
 
     @property
     def data_dir(self) -> Path:
@@ -51,7 +53,8 @@ class EmbeddedSnowflake(ManagedProcess):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "caves_faust.devstack.snowflake",
                 "--port", str(self.port), "--data-dir", str(self.data_dir.resolve()),
-                "--detached-transaction-seconds", str(self.detached_transaction_seconds)]
+                "--detached-transaction-seconds", str(self.detached_transaction_seconds),
+                "--streaming-commit-seconds", str(self.streaming_commit_seconds)]
 
 
 @dataclass
@@ -275,7 +278,8 @@ def _lock_conflicts_as_snowflake_errors() -> None:
     FakeSnowflakeCursor.execute = execute_or_lock_error  # type: ignore[method-assign]
 
 
-def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: float) -> None:
+def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: float,
+          streaming_commit_seconds: float) -> None:
     import uvicorn
     from fakesnow.instance import FakeSnow
     from starlette.applications import Starlette
@@ -287,22 +291,29 @@ def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: fl
     _lock_conflicts_as_snowflake_errors()
     transactions = Transactions(fakesnow_server.sessions, detached_transaction_seconds)
     fidelity = FidelityLayer(fakesnow_server.sessions)
+    # Snowpipe Streaming's REST API on the same data, and SHOW CHANNELS on the SQL endpoint.
+    snowpipe = Snowpipe(fakesnow_server.shared_fs, streaming_commit_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(transactions.abort_idle())
+        tasks = [asyncio.create_task(transactions.abort_idle()), asyncio.create_task(snowpipe.commit_forever())]
         yield
-        watcher.cancel()
+        for task in tasks:
+            task.cancel()
+
+    def queries(endpoint: Callable) -> Callable:
+        return transactions.watching(snowpipe.answering_show_channels(fakesnow_server.sessions,
+                                                                      fidelity.wrapping(endpoint)))
 
     wrappers: dict[str, Callable[[Callable], Callable]] = {
-        "/queries/v1/query-request": lambda endpoint: transactions.watching(fidelity.wrapping(endpoint)),
+        "/queries/v1/query-request": queries,
         "/session/v1/login-request": transactions.logging_in, "/session": transactions.logging_out,
     }
     routes = [
         Route(route.path, wrappers[route.path](route.endpoint), methods=route.methods)
         if route.path in wrappers else route
         for route in fakesnow_server.app.routes
-    ]
+    ] + snowpipe.routes()
     uvicorn.run(Starlette(debug=True, routes=routes, lifespan=lifespan), host=host, port=port, log_level="warning")
 
 
@@ -314,6 +325,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--detached-transaction-seconds", type=float, default=DETACHED_TRANSACTION_SECONDS,
                         help="roll back a transaction idle this long and end its session (default: %(default)s)")
+    parser.add_argument("--streaming-commit-seconds", type=float, default=COMMIT_SECONDS,
+                        help="Snowpipe Streaming: commit appended rows this long after (default: %(default)s)")
     return parser
 
 
@@ -321,7 +334,7 @@ def main() -> None:
     args = argument_parser().parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.host, args.port, args.data_dir, args.detached_transaction_seconds)
+    serve(args.host, args.port, args.data_dir, args.detached_transaction_seconds, args.streaming_commit_seconds)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ from tests.integration.events import cases, order, valid_events
 pytestmark = pytest.mark.integration
 
 
-def test_n_events_exactly_n_rows_with_content_as_sent(pipeline, start_worker):
+def test_n_events_exactly_n_rows_with_content_as_sent(pipeline, start_worker, sink_mode):
     events = valid_events(3000)
     events[5]["deeply"] = {"nested": [{"undeclared": ["champ", "é", "🍾", None, 1.5e-7, 10**18]}]}
     events[6]["product_name"] = "Crémant d'Alsace « Réserve » \u2028 ' ; DROP TABLE RAW_EVENTS_STREAM; --"
-    worker = start_worker()
+    worker = start_worker(SINK_MODE=sink_mode)
     sent = Sent()
     sent.produce(pipeline, cases(events))
 
@@ -31,12 +31,12 @@ def test_n_events_exactly_n_rows_with_content_as_sent(pipeline, start_worker):
     assert {"topic", "partition", "offset", "timestamp", "key"} <= set(metadata)
 
 
-def test_a_row_snowflake_refuses_goes_to_the_dlq_and_the_others_are_stored(pipeline, start_worker, stack):
+def test_a_row_snowflake_refuses_goes_to_the_dlq_and_the_others_are_stored(pipeline, start_worker, stack, sink_mode):
     # A stricter table than the one the sink creates, as a DBA might declare it: products above 999 are refused.
     stack.query(pipeline.database, DDL[0].replace("PRODUCT_ID INTEGER", "PRODUCT_ID NUMBER(3, 0)"))
     accepted = [order(n, product=100 + n) for n in range(30)]
     refused = order(99, product=1049)
-    worker = start_worker()
+    worker = start_worker(SINK_MODE=sink_mode)
     sent = Sent()
     sent.produce(pipeline, cases(accepted[:17]) + cases([refused], "snowflake_rejected") + cases(accepted[17:]))
 
@@ -60,7 +60,7 @@ def test_a_batch_refused_as_a_whole_is_retried_with_backoff_then_stored(pipeline
     stack.query(pipeline.database, DDL[1].replace("HIGH_WATER INTEGER", "HIGH_WATER NUMBER(2, 0)"))
     sent = Sent()
     sent.produce(pipeline, cases(valid_events(150)), keys=[b"one-partition"] * 150)
-    worker = start_worker(SINK_RETRY_MAX_SECONDS="2")
+    worker = start_worker(SINK_RETRY_MAX_SECONDS="2", SINK_MODE="warehouse")  # streaming has no marks
 
     wait_until(lambda: "refusing the whole batch, retrying with backoff: reason=batch_refused" in worker.log_text(),
                60, "the refused batch to be logged")

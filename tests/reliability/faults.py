@@ -1,5 +1,6 @@
-"""Fault injection from outside the worker: a proxy that withholds a Snowflake statement, Kafka topic configs,
-the sockets a process listens on. No mock: the worker talks to the real broker and embedded Snowflake."""
+"""Fault injection from outside the worker: proxies that withhold a Snowflake statement or a streaming append,
+Kafka topic configs, the sockets a process listens on. No mock: the worker talks to the real broker and
+embedded Snowflake."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ class SnowflakeTrap:
 
     def _serve(self, client: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        muted = threading.Event()
+        threading.Thread(target=_pump, args=(upstream, client, muted), daemon=True).start()
         reader = client.makefile("rb")
         try:
             while True:
@@ -53,9 +55,14 @@ class SnowflakeTrap:
                 if request is None:
                     return
                 if self._withhold(request):
+                    muted.set()  # for good on this upstream connection
                     self.held.set()
-                    reader.read()  # until the worker dies and its socket closes
-                    return
+                    later = self._hold(request, upstream)
+                    if later is None:
+                        reader.read()  # until the worker dies and its socket closes
+                        return
+                    upstream, muted = later, threading.Event()
+                    threading.Thread(target=_pump, args=(upstream, client, muted), daemon=True).start()
                 upstream.sendall(request)
         except OSError:
             return
@@ -69,6 +76,44 @@ class SnowflakeTrap:
             return False
         with self._lock:
             return self.withholds(sql)
+
+    def _hold(self, request: bytes, upstream: socket.socket) -> socket.socket | None:
+        """What becomes of the withheld request: None, it stays unanswered; or a new upstream connection that it
+        is sent on now, its answer going back to the worker, and the proxying goes on."""
+        return None
+
+
+class AppendTrap(SnowflakeTrap):
+    """Withholds the answer to the sink's `let_through + 1`-th Snowpipe Streaming append. Forwarded: the rows
+    are appended and commit on the server while the worker waits to hear of them. Parked: the append itself waits
+    in the proxy until `release()`, then reaches Snowflake late, as a zombie's would, and is answered."""
+
+    def __init__(self, upstream_port: int, let_through: int, parked: bool = False):
+        super().__init__(upstream_port, withholds=lambda sql: False)
+        self.let_through = let_through
+        self.parked = parked
+        self.appends_through = 0
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _withhold(self, request: bytes) -> bool:
+        line = request.split(b"\r\n", 1)[0]
+        if self.held.is_set() or not (line.startswith(b"POST /v2/streaming/data/") and b"/rows?" in line):
+            return False
+        with self._lock:
+            if self.appends_through == self.let_through:
+                return True
+            self.appends_through += 1
+        return False
+
+    def _hold(self, request: bytes, upstream: socket.socket) -> socket.socket | None:
+        if not self.parked:
+            upstream.sendall(request)
+            return None
+        self.released.wait(300)
+        return socket.create_connection(("127.0.0.1", self.upstream_port))  # the old one may have timed out
 
 
 class CommitOfWrite:
@@ -119,14 +164,16 @@ def _sql_text(request: bytes) -> str | None:
     return json.loads(body).get("sqlText")
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+def _pump(source: socket.socket, target: socket.socket, muted: threading.Event) -> None:
+    """Source to target until either closes; once muted, drops what comes and leaves the target open."""
     try:
         while data := source.recv(65536):
-            target.sendall(data)
+            if not muted.is_set():
+                target.sendall(data)
     except OSError:
         pass
     finally:
-        for sock in (source, target):
+        for sock in (source,) if muted.is_set() else (source, target):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -14,20 +14,20 @@ from caves_faust.devstack.snowflake import EmbeddedSnowflake
 from caves_faust.warehouse import DDL
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, mixed_payloads, partition_offsets_delivered
 from tests.integration.events import INVALID_CASES, cases, order
-from tests.reliability.faults import CommitOfWrite, SnowflakeTrap, first_rows_insert
+from tests.reliability.faults import AppendTrap, CommitOfWrite, SnowflakeTrap, first_rows_insert
 
 ABORTED = "aborting a transaction idle"
 
 pytestmark = pytest.mark.integration
 
 
-def test_kill_9_mid_stream_then_restart(pipeline, start_worker):
-    worker = start_worker()
+def test_kill_9_mid_stream_then_restart(pipeline, start_worker, sink_mode):
+    worker = start_worker(SINK_MODE=sink_mode)
     producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
     wait_until(lambda: pipeline.row_count() > 300, 60, "the first rows")
 
     worker.kill()
-    restarted = start_worker()
+    restarted = start_worker(SINK_MODE=sink_mode)
     sent = producer.join()
 
     print(assert_exactly_once(pipeline, sent, restarted))
@@ -68,16 +68,11 @@ def test_kill_9_inside_a_snowflake_write_the_restart_aborts_the_transaction_left
     # their lock) and inserted its rows, uncommitted, and the worker waits for the COMMIT answer. Killing it then
     # is killing it inside a Snowflake write, every time. Its dead letters are already on the DLQ topic.
     trap = SnowflakeTrap(patient_snowflake.port, CommitOfWrite(let_through=1))
-    try:
-        worker = start_worker(SNOWFLAKE_PORT=str(trap.port))
-        producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
-        assert trap.held.wait(90), "no second sink transaction reached Snowflake"
-        worker.kill()
-    finally:
-        trap.close()
+    worker, producer = killed_once_held(pipeline, start_worker, trap, "no second sink transaction reached Snowflake",
+                                        SINK_MODE="warehouse")
     killed_pid = worker.process.pid
     # Straight to Snowflake. Its first write meets the lock the killed transaction holds, older than 4 s by then.
-    restarted = start_worker(SINK_STALE_LOCK_SECONDS="4", SNOWFLAKE_TIMEOUT_SECONDS="2")
+    restarted = start_worker(SINK_STALE_LOCK_SECONDS="4", SNOWFLAKE_TIMEOUT_SECONDS="2", SINK_MODE="warehouse")
     sent = producer.join()
 
     print(assert_exactly_once(pipeline, sent, restarted))
@@ -90,6 +85,19 @@ def test_kill_9_inside_a_snowflake_write_the_restart_aborts_the_transaction_left
     assert stored and seconds_between(aborted.group(1), stored.group(1)) < 5, "no rows within seconds of the abort"
     assert "reason=outage" not in log  # a lock conflict is no outage
     assert ABORTED not in patient_snowflake.log_file.read_text()  # the embedded Snowflake's own bound played no part
+
+
+def killed_once_held(pipeline, start_worker, trap: SnowflakeTrap, never: str, **env: str):
+    """A worker behind `trap` while events flow, killed -9 as soon as the trap holds its request: (the killed
+    worker, the producer still sending)."""
+    try:
+        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), **env)
+        producer = BackgroundProducer(pipeline, mixed_payloads(4000), Sent())
+        assert trap.held.wait(90), never
+        worker.kill()
+    finally:
+        trap.close()
+    return worker, producer
 
 
 def seconds_between(earlier: str, later: str) -> float:
@@ -110,16 +118,34 @@ def test_kill_9_between_a_batchs_dead_letters_and_its_rows(pipeline, start_worke
     # The worker dies once the batch's dead letter is delivered, as its rows are about to be inserted.
     trap = SnowflakeTrap(stack.snowflake.port, first_rows_insert)
     try:
-        worker = start_worker(SNOWFLAKE_PORT=str(trap.port))
+        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="warehouse")
         assert trap.held.wait(90), "the batch's rows never reached Snowflake"
         assert len(pipeline.dead_letters()) == 1
         worker.kill()
     finally:
         trap.close()
-    restarted = start_worker()
+    restarted = start_worker(SINK_MODE="warehouse")
 
     # The refused row is dead-lettered on the replay, although its offset is below the letter already written.
     print(assert_exactly_once(pipeline, sent, restarted))
+
+
+def test_kill_9_inside_a_streaming_append(pipeline, start_worker, stack):
+    # Streaming: the first worker reaches Snowflake through a proxy that lets one append through and forwards the
+    # second without its answer: those rows are appended and commit on the server a second later, while the
+    # worker waits to hear of the append. Killing it then is killing it inside an append, every time: none of
+    # the batch's events were acknowledged, and the restarted worker must skip what the channels committed.
+    trap = AppendTrap(stack.snowflake.port, let_through=1)
+    worker, producer = killed_once_held(pipeline, start_worker, trap, "no second append reached Snowflake",
+                                        SINK_MODE="streaming")
+    killed_pid = worker.process.pid
+    restarted = start_worker(SINK_MODE="streaming")
+    sent = producer.join()
+
+    delivered = assert_exactly_once(pipeline, sent, restarted)
+    print(delivered)
+    assert not re.search(rf"\[{killed_pid}\] \[INFO\] sink batch: events=\d+ rows=[1-9]", worker.log_text())
+    assert delivered.replays_skipped > 0  # the killed worker's appends committed: their events were skipped
 
 
 def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker):

@@ -17,6 +17,16 @@ def test_defaults_follow_the_contract():
     assert load_settings({"AUDIT_INTERVAL_SECONDS": "0"}).audit_interval_seconds == 0  # never
     assert (settings.dashboard_port, settings.dashboard_bind) == (8501, "127.0.0.1")
     assert settings.shop_timezone == "Europe/Paris"
+    assert settings.sink_mode == "warehouse"
+
+
+def test_the_sink_mode_defaults_to_the_warehouse():
+    assert load_settings({}).sink_mode == "warehouse"
+    password = {"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PASSWORD": "pw"}
+    assert load_settings(password).sink_mode == "warehouse"
+    assert load_settings({"SINK_MODE": "streaming"}).sink_mode == "streaming"
+    with pytest.raises(SettingsError, match="key-pair"):  # streaming on a real account takes a key pair only
+        load_settings({**password, "SINK_MODE": "streaming"})
 
 
 @pytest.mark.parametrize("name, value, why", [
@@ -31,6 +41,8 @@ def test_defaults_follow_the_contract():
     ("AUDIT_INTERVAL_SECONDS", "-5", "0 or more"),
     ("SHOP_TIMEZONE", "Paris", "IANA time zone"),
     ("DASHBOARD_LOW_STOCK_BOTTLES", "few", "must be an integer"),
+    ("SINK_MODE", "kafka-connect", "one of warehouse, streaming"),
+    ("SNOWFLAKE_WAREHOUSE_SIZE", "HUGE", "one of XSMALL"),
 ])
 def test_a_bad_value_stops_with_one_line_naming_the_setting(name, value, why):
     with pytest.raises(SettingsError) as caught:
@@ -51,6 +63,13 @@ def test_a_real_account_needs_credentials_and_secrets_never_show():
     settings = load_settings({"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in repr(settings)
     assert isinstance(settings.snowflake_password, Secret) and settings.snowflake_password == "hunter2-secret"
+
+
+def test_streaming_on_a_real_account_needs_a_key_pair():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PASSWORD": "pw", "SINK_MODE": "streaming"})
+    assert "SNOWFLAKE_PRIVATE_KEY_FILE" in str(caught.value) and "key-pair" in str(caught.value)
+    assert load_settings({"SINK_MODE": "streaming"}).sink_mode == "streaming"  # the embedded one takes any token
 
 
 def test_every_setting_has_a_distinct_environment_name():

@@ -1,0 +1,158 @@
+"""The streaming client against the embedded Snowflake's Snowpipe Streaming REST API (no Kafka, no worker):
+rows appear only once committed, the committed offset token says what is stored, a reopen fences the old client."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+
+import pytest
+
+from caves_faust.devstack.harness import Stack
+from caves_faust.streaming.auth import Credentials
+from caves_faust.streaming.channels import ChannelFenced, ChannelStatus, StreamingClient
+from caves_faust.streaming.writer import StreamingWriter, StreamRow
+from caves_faust.warehouse import DDL
+
+pytestmark = pytest.mark.integration
+
+_databases = itertools.count()
+PIPE = "RAW_EVENTS_STREAM-STREAMING"
+
+
+def ndjson(*rows: dict) -> bytes:
+    return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
+
+
+def row(n: int, **overrides: object) -> dict:
+    return {"EVENT_TYPE": "ORDER_CREATED", "PRODUCT_ID": 1000 + n, "CUSTOMER_ID": n,
+            "EVENT_METADATA": {"partition": 0, "offset": n}, "EVENT_CONTENT": {"n": n, "vin": "Crémant 🍾"},
+            **overrides}
+
+
+@pytest.fixture
+def database(stack: Stack) -> str:
+    name = f"STREAMING_CLIENT_{next(_databases)}_DB"
+    stack.query(name, DDL[0])
+    return name
+
+
+def client(stack: Stack, database: str) -> StreamingClient:
+    credentials = Credentials(f"http://127.0.0.1:{stack.snowflake.port}", "http", None)
+    return StreamingClient(credentials, database, "RAW_DATA", PIPE, timeout_seconds=10)
+
+
+async def committed(writer: StreamingClient, channel: str, token: str, timeout: float = 30) -> ChannelStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = (await writer.statuses([channel])).get(channel)
+        if status is not None and status.committed_offset_token == token:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{channel} never committed offset token {token}")
+
+
+def stored(stack: Stack, database: str) -> list[tuple]:
+    return stack.query(database, "SELECT PRODUCT_ID, EVENT_METADATA:offset::INTEGER, EVENT_CONTENT, INGESTION_TIME "
+                                 "FROM RAW_EVENTS_STREAM ORDER BY 2")
+
+
+async def test_appended_rows_appear_with_the_committed_offset_token_after_the_commit_delay(stack, database):
+    writer = client(stack, database)
+    try:
+        channel, opened = await writer.open("SALES_0")
+        assert opened.committed_offset_token is None
+        appended_at = time.monotonic()
+        await writer.append(channel, ndjson(row(0), row(1), row(2)), "0", "2")
+        right_after = (await writer.statuses(["SALES_0"]))["SALES_0"]
+        if time.monotonic() - appended_at < stack.snowflake.streaming_commit_seconds:
+            assert right_after.committed_offset_token is None  # acknowledged, not committed yet
+        await committed(writer, "SALES_0", "2")
+        rows = stored(stack, database)
+        assert [(r[0], r[1]) for r in rows] == [(1000, 0), (1001, 1), (1002, 2)]
+        assert json.loads(rows[0][2]) == {"n": 0, "vin": "Crémant 🍾"} and rows[0][3] is not None  # the default
+
+        shown = stack.query(database, "SHOW CHANNELS IN TABLE RAW_EVENTS_STREAM")
+        assert [(r[1], r[7]) for r in shown] == [("SALES_0", "2")]
+    finally:
+        await writer.close()
+
+
+async def test_reopening_a_channel_fences_its_old_client_and_discards_what_it_had_not_committed(stack, database):
+    old, new = client(stack, database), client(stack, database)
+    try:
+        old_channel, _ = await old.open("SALES_3")
+        await old.append(old_channel, ndjson(row(10)), "10", "10")
+        await committed(old, "SALES_3", "10")
+        await old.append(old_channel, ndjson(row(11)), "11", "11")  # in flight when the new owner opens
+
+        new_channel, status = await new.open("SALES_3")
+        assert status.committed_offset_token == "10"
+        with pytest.raises(ChannelFenced):
+            await old.append(old_channel, ndjson(row(12)), "12", "12")
+        await new.append(new_channel, ndjson(row(11), row(12)), "11", "12")
+        await committed(new, "SALES_3", "12")
+        assert [r[1] for r in stored(stack, database)] == [10, 11, 12]  # 11 once: the old copy was discarded
+    finally:
+        await old.close()
+        await new.close()
+
+
+async def test_rows_the_table_cannot_take_are_counted_as_errors_and_the_rest_commits(stack, database):
+    writer = client(stack, database)
+    try:
+        channel, _ = await writer.open("SALES_5")
+        body = ndjson(row(20), row(21, PRODUCT_ID="vingt-et-un"), row(22)) + b"{not json\n" + ndjson(
+            row(24, EVENT_CONTENT=None))
+        await writer.append(channel, body, "20", "24")
+        status = await committed(writer, "SALES_5", "24")
+        assert status.rows_error_count == 3 and status.last_error_offset_upper_bound == "24"
+        assert [r[1] for r in stored(stack, database)] == [20, 22]
+    finally:
+        await writer.close()
+
+
+def stream_rows(partition: int, offsets: range, **overrides: object) -> list[StreamRow]:
+    return [StreamRow(partition, n, json.dumps(row(n, EVENT_METADATA={"partition": partition, "offset": n},
+                                                   **overrides))) for n in offsets]
+
+
+async def test_a_restarted_writer_resumes_after_the_committed_tokens_and_a_zombie_is_fenced_out(stack, database):
+    first, second = client(stack, database), client(stack, database)
+    zombie = StreamingWriter(first, "caves-faust_sales.events", commit_timeout_seconds=30)
+    owner = StreamingWriter(second, "caves-faust_sales.events", commit_timeout_seconds=30)
+    try:
+        assert await zombie.committed({0, 1}) == {0: None, 1: None}
+        written = await zombie.write(stream_rows(0, range(0, 5)) + stream_rows(1, range(0, 3)))
+        assert (written.rows, written.fenced, written.errors) == (8, set(), {})
+
+        assert await owner.committed({0, 1}) == {0: 4, 1: 2}  # a restart, or the partitions' new owner
+        fenced = await zombie.write(stream_rows(0, range(5, 7)))
+        assert fenced.fenced == {0} and fenced.rows == 0
+        assert (await zombie.write(stream_rows(0, range(7, 8)))).fenced == {0}  # and it stays out
+        assert (await owner.write(stream_rows(0, range(5, 7)) + stream_rows(1, range(3, 4)))).rows == 3
+
+        stored_rows = stack.query(database, "SELECT EVENT_METADATA:partition::INTEGER, EVENT_METADATA:offset::INTEGER "
+                                            "FROM RAW_EVENTS_STREAM ORDER BY 1, 2")
+        assert stored_rows == [(0, n) for n in range(7)] + [(1, n) for n in range(4)]
+        channels = stack.query(database, "SHOW CHANNELS LIKE 'CAVES_FAUST_SALES_EVENTS_%'")
+        assert sorted((r[1], r[7]) for r in channels) == [("CAVES_FAUST_SALES_EVENTS_0", "6"),
+                                                          ("CAVES_FAUST_SALES_EVENTS_1", "3")]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_write_reports_the_rows_the_service_counted_as_errors(stack, database):
+    writer_client = client(stack, database)
+    writer = StreamingWriter(writer_client, "errors", commit_timeout_seconds=30)
+    try:
+        await writer.committed({2})
+        rows = stream_rows(2, range(0, 3)) + stream_rows(2, range(3, 4), PRODUCT_ID=10**40)
+        written = await writer.write(rows)
+        assert written.errors[2][0] == 1 and "out of range" in written.errors[2][1]
+        assert written.uncompressed_bytes == sum(len(r.line) + 1 for r in rows)
+    finally:
+        await writer_client.close()
