@@ -245,7 +245,7 @@ def test_rows_stored_between_builds_a_crash_and_a_late_commit_are_each_counted_o
     # A writer whose transaction began before the next rows and commits after a build has run: its row has an
     # earlier INGESTION_TIME than rows the build took. It is on a partition the worker does not write (the
     # sink commits a partition's rows in offset order: a late commit is always another partition's).
-    late_event = json.loads(corpus(7000, 1, name_suffix=" (millésime)")[0])
+    late_event = json.loads(corpus(7000, 1, name_suffix=" (millésime)")[0].payload)
     late_position = (pipeline.partitions, 0)
     late_ms = int(time.time() * 1000)
     late = pipeline.stack.snowflake_connection(pipeline.database)
@@ -301,7 +301,7 @@ def kept_open(session: Any) -> Iterator[None]:
 
 
 def test_a_data_quality_failure_fails_its_test_in_the_scheduled_build_and_the_worker_carries_on(pipeline, sales):
-    bad = {**json.loads(corpus(9000, 1)[0]), "category": "Bière"}  # valid for the worker, not for the catalogue
+    bad = {**json.loads(corpus(9000, 1)[0].payload), "category": "Bière"}  # valid for the worker, not for the catalogue
     sales.sent.produce(pipeline, cases([bad]))  # valid for the worker: only the warehouse's tests know categories
     wait_until(lambda: pipeline.row_count() == len(sales.events(pipeline)), 60, "the planted event stored")
     pipeline.started_workers[-1].stop()
