@@ -16,6 +16,7 @@ STAGING = "STAGING"
 RAW = "RAW_DATA"
 LATEST_ORDERS = 10
 NOTHING_WRITTEN = "Le worker n'a encore rien écrit dans Snowflake : est-il démarré ?"
+STORED = f"SELECT MAX(INGESTION_TIME) AS LAST_COMMIT, COUNT(*) AS EVENTS FROM {RAW}.RAW_EVENTS_STREAM"
 NO_DEAD_LETTERS_TABLE = "Les lettres mortes ne sont pas encore copiées dans Snowflake (table DLQ_EVENTS)."
 
 
@@ -77,10 +78,9 @@ def models_hold_until() -> pd.DataFrame:
 
 def stored(since: datetime | None = None) -> pd.DataFrame:
     """The worker's last commit and the events stored (since `since`, when given)."""
-    sql = f"SELECT MAX(INGESTION_TIME) AS LAST_COMMIT, COUNT(*) AS EVENTS FROM {RAW}.RAW_EVENTS_STREAM"
     if since is None:
-        return read(sql, missing=NOTHING_WRITTEN)
-    return read(f"{sql} WHERE INGESTION_TIME > ?", (since.isoformat(),), missing=NOTHING_WRITTEN)
+        return read(STORED, missing=NOTHING_WRITTEN)
+    return read(f"{STORED} WHERE INGESTION_TIME > ?", (since.isoformat(),), missing=NOTHING_WRITTEN)
 
 
 def dead_letters() -> pd.DataFrame:
