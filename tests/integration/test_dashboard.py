@@ -166,18 +166,10 @@ def served_stock(worker: Worker) -> dict[str, int]:
 
 
 def letters_in_snowflake(pipeline: Pipeline, count: int) -> None:
-    """RAW_DATA.DLQ_EVENTS, one row per dead letter, as the contract has it. Until the worker writes that table
-    itself (issue 18), the test writes it from the DLQ topic, with the letters' error_type as they are there."""
+    """Wait until the worker has every dead letter in RAW_DATA.DLQ_EVENTS, as on the DLQ topic."""
     wait_until(lambda: len(pipeline.dead_letters()) == count, 60, "every dead letter on the DLQ topic")
-    def query(sql: str, *params: str) -> list[tuple]:
-        return pipeline.stack.query(pipeline.database, sql, params)
-
-    if not query("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'RAW_DATA' "
-                 "AND TABLE_NAME = 'DLQ_EVENTS'")[0][0]:
-        query("CREATE TABLE RAW_DATA.DLQ_EVENTS (ERROR_TYPE VARCHAR NOT NULL)")
-        query("INSERT INTO RAW_DATA.DLQ_EVENTS SELECT value:error_type::VARCHAR FROM TABLE(FLATTEN(input => "
-              "PARSE_JSON(%s)))", json.dumps(pipeline.dead_letters()))
-    wait_until(lambda: query("SELECT COUNT(*) FROM RAW_DATA.DLQ_EVENTS")[0][0] == count, 60,
+    stored = "SELECT COUNT(*) FROM RAW_DATA.DLQ_EVENTS"
+    wait_until(lambda: pipeline.stack.query(pipeline.database, stored)[0][0] == count, 60,
                "every dead letter in DLQ_EVENTS")
 
 
