@@ -69,12 +69,14 @@ def bench_pipeline(bench: BenchStack) -> None:
     bare, bare_cpu = ceiling(bench, "bench_pipeline_sales_events", len(events))  # the very same events
     scaled = pipeline_run(bench, "bench_pipeline_2w", events, workers=2)
     ratio = result["events_per_second"] / bare
-    cpu = result["cpu_seconds_per_1000_events"]
+    cpu, two = result["cpu_seconds_per_1000_events"], scaled["cpu_seconds_per_1000_events"]
     report("pipeline", f"{result['events_per_second']} events/s into Snowflake, bare Faust ceiling {bare:.0f} "
            f"events/s, ratio {ratio:.2f}, worker peak RSS {result['peak_rss_mb']} MB; CPU s per 1,000 events: "
            f"worker {cpu['workers']}, embedded Snowflake {cpu['snowflake']}, broker {cpu['broker']} "
            f"({result['cores_busy']} cores busy); bare agent {bare_cpu['worker']}, broker {bare_cpu['broker']}; "
-           f"2 workers: {scaled['events_per_second']} events/s ({scaled['cores_busy']} cores busy)",
+           f"2 workers: {scaled['events_per_second']} events/s ({scaled['cores_busy']} cores busy), CPU s per 1,000 "
+           f"events: {' + '.join(str(v) for k, v in two.items() if k.startswith('worker') and k != 'workers')} = "
+           f"{two['workers']}",
            {**{k: v for k, v in result.items() if k != "rss_samples_mb"}, "ceiling_events_per_second": round(bare),
             "ceiling_cpu_seconds_per_1000_events": bare_cpu, "ratio_to_ceiling": round(ratio, 3),
             "two_workers": {k: v for k, v in scaled.items() if k != "rss_samples_mb"}})

@@ -51,11 +51,15 @@ class DeadLetter(Received):
     error: InvalidEvent
 
     def to_json(self) -> bytes:
+        return json.dumps(self.fields(), ensure_ascii=False).encode("utf-8")
+
+    def fields(self) -> dict[str, Any]:
+        """The letter as the DLQ topic carries it (DLQ_EVENTS's columns are named after these)."""
         message = self.event.message
         raw: bytes | None = message.value
         payload, encoding, truncated = encode_bounded(raw, MAX_PAYLOAD_BYTES)
         key, key_encoding, key_truncated = encode_bounded(message.key, MAX_KEY_BYTES)
-        return json.dumps({
+        return {
             "error_type": self.error.error_type,
             "error_message": self.error.message,
             "payload": payload,
@@ -69,7 +73,7 @@ class DeadLetter(Received):
             "key": key,
             "key_encoding": key_encoding,
             "key_truncated": key_truncated,
-        }, ensure_ascii=False).encode("utf-8")
+        }
 
 
 class DeadLetters:

@@ -41,13 +41,18 @@ def _sink() -> SnowflakeSink | StreamingSink:
     dead_letters = DeadLetters(dlq_topic, settings.sales_topic, settings.kafka_bootstrap)
     retry = RetryPolicy(settings.sink_retry_max_seconds)
     if settings.sink_mode == "streaming":
-        client = StreamingClient(Credentials.from_settings(settings), settings.snowflake_database,
-                                 settings.snowflake_schema, settings.snowflake_pipe, settings.snowflake_timeout_seconds)
-        # One channel per source partition and consumer group: <app id>_<topic>_<partition>.
-        channels = f"{settings.app_id}_{settings.sales_topic}"
-        writer = StreamingWriter(client, channels, settings.snowflake_timeout_seconds)
+        credentials = Credentials.from_settings(settings)
+
+        def channels(pipe: str) -> StreamingWriter:
+            """One channel per source partition and consumer group on the pipe: <app id>_<topic>_<partition>."""
+            client = StreamingClient(credentials, settings.snowflake_database, settings.snowflake_schema, pipe,
+                                     settings.snowflake_timeout_seconds)
+            return StreamingWriter(client, f"{settings.app_id}_{settings.sales_topic}",
+                                   settings.snowflake_timeout_seconds)
+
         return StreamingSink(
-            writer, Warehouse(settings), dead_letters, settings.sales_topic, retry, stopping=lambda: app.should_stop,
+            channels(settings.snowflake_pipe), channels(settings.snowflake_dlq_pipe), Warehouse(settings), dead_letters,
+            settings.sales_topic, retry, stopping=lambda: app.should_stop,
             owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
             rebalancing=lambda: not app.flow_control.is_active(),
             fence_wait_seconds=settings.session_timeout_seconds, what_to_check=what_to_check(settings),

@@ -134,8 +134,9 @@ class Settings:
     # How rows reach RAW_EVENTS_STREAM: INSERTs through a warehouse, or Snowpipe Streaming's REST API (serverless).
     # Streaming does not yet recognise replayed dead letters nor write DLQ_EVENTS: warehouse is the default.
     sink_mode: str = _setting("SINK_MODE", "warehouse", _choice("warehouse", "streaming"))
-    # The pipe streaming appends through; Snowflake's default pipe of the table maps columns by name.
+    # The pipes streaming appends through; Snowflake's default pipe of a table maps columns by name.
     snowflake_pipe: str = _setting("SNOWFLAKE_PIPE", "RAW_EVENTS_STREAM-STREAMING")
+    snowflake_dlq_pipe: str = _setting("SNOWFLAKE_DLQ_PIPE", "DLQ_EVENTS-STREAMING")
     # The warehouse the sink writes with, for the cost estimate (credits per hour, how soon it suspends).
     snowflake_warehouse_size: str = _setting("SNOWFLAKE_WAREHOUSE_SIZE", "XSMALL", _choice(*WAREHOUSE_CREDITS))
     snowflake_auto_suspend_seconds: float = _setting("SNOWFLAKE_AUTO_SUSPEND_SECONDS", "600", _positive_float)

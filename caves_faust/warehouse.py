@@ -252,6 +252,12 @@ class Warehouse:
                 _rollback_quietly(cur)
                 raise
 
+    def file_letters(self, letters: list[str], replayed: str) -> None:
+        """Streaming mode's DLQ_EVENTS statements (see dlq_events.py): the letters not in the table yet inserted,
+        the replayed ones marked; each statement on its own, each harmless to run again."""
+        with self.connection().cursor() as cur:
+            dlq_events.write(cur, letters, replayed, missing_only=True)
+
     def abort_stale_transactions(self, held_seconds: float) -> list[int]:
         """Abort the transactions of this user that have held a lock on SINK_OFFSETS for more than `held_seconds`
         (see `stale_transactions`); returns their ids."""

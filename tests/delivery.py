@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable, Mapping
 
 from caves_faust.devstack.harness import Pipeline, Worker, wait_until
 from caves_faust.dlq import MAX_PAYLOAD_BYTES
@@ -163,23 +163,35 @@ def assert_exactly_once(pipeline: Pipeline, sent: Sent, worker: Worker, timeout:
         misjudged = [(letter["error_type"], wanted, letter) for letter in letters
                      if letter["error_type"] != (wanted := expected_types[(letter["partition"], letter["offset"])])]
         assert not misjudged, f"dead letters of an unexpected error type (got, expected, letter): {misjudged[:5]}"
+    # Each dead letter once in DLQ_EVENTS too (streaming mode commits it a moment after the topic has it).
+    _until_same(lambda: Counter(pipeline.query(
+        "SELECT SOURCE_PARTITION, SOURCE_OFFSET, ERROR_TYPE FROM DLQ_EVENTS WHERE SOURCE_TOPIC = %s",
+        (pipeline.sales_topic,))), Counter((letter["partition"], letter["offset"], letter["error_type"])
+                                           for letter in letters),
+        30, "DLQ_EVENTS against the DLQ topic ((partition, offset, error type): (rows, letters))")
     # The stock moves by exactly the events stored.
-    expected = expected_stock(event for c, event in valid.items() if c not in refused)
-    served: dict[str, int] | None = None
+    _until_same(lambda: stock_served(worker),
+                expected_stock(event for c, event in valid.items() if c not in refused),
+                60, "the stock served against the recomputation (product: (served, expected))")
+    return Delivered(len(rows), len(letters), replays_skipped(pipeline.started_workers))  # type: ignore[attr-defined]
 
-    def stock_right() -> bool:
-        nonlocal served
-        served = stock_served(worker)
-        return served == expected
+
+def _until_same(read: Callable[[], Mapping | None], expected: Mapping, timeout: float, what: str) -> None:
+    """Wait until `read()` equals `expected`; on a timeout, fail naming the keys that differ."""
+    seen: Mapping | None = None
+
+    def same() -> bool:
+        nonlocal seen
+        seen = read()
+        return seen == expected
 
     try:
-        wait_until(stock_right, 60, "stock equal to the recomputation")
+        wait_until(same, timeout, what)
     except AssertionError:
-        shown = served or {}  # None: the worker never answered; {}: it serves no product
-        wrong = {p: (shown.get(p), expected.get(p)) for p in expected.keys() | shown.keys()
-                 if shown.get(p) != expected.get(p)}
-        raise AssertionError(f"stock differs from the recomputation (product: (served, expected)): {wrong}") from None
-    return Delivered(len(rows), len(letters), replays_skipped(pipeline.started_workers))  # type: ignore[attr-defined]
+        shown = seen or {}  # None: the worker never answered; {}: nothing there
+        wrong = {k: (shown.get(k), expected.get(k)) for k in expected.keys() | shown.keys()
+                 if shown.get(k) != expected.get(k)}
+        raise AssertionError(f"{what} differ: {dict(list(wrong.items())[:20])}") from None
 
 
 def _letters(pipeline: Pipeline) -> list[dict]:

@@ -1,12 +1,16 @@
 """The sink in streaming mode: every valid sales event exactly once in RAW_EVENTS_STREAM through Snowpipe
-Streaming, every invalid one in the DLQ. The same contract as `caves_faust.sink.SnowflakeSink` (`store`,
-`forget`), on channels instead of transactions.
+Streaming, every invalid one in the DLQ and DLQ_EVENTS. The same contract as `caves_faust.sink.SnowflakeSink`
+(`store`, `forget`), on channels instead of transactions.
 
-`store` returns only once the batch's rows are covered by their channels' committed offset tokens, then its dead
-letters are delivered: rows first, so that a writer fenced out of a partition sends none of its letters either
-(the new owner does). Outages are retried with capped backoff, after which the channels are reopened and their
-tokens read again. A partition fenced out while still assigned waits for the consumer to learn it was revoked
-(`_settle_fenced`); rows the service counts as errors are dead-lettered as `snowflake_rejected`.
+`store` appends a batch's rows to RAW_EVENTS_STREAM's channels and, at the same time, its dead letters to the DLQ
+topic then DLQ_EVENTS's channels, and returns only once every channel's committed offset token covers what it was
+given. A letter goes to the DLQ topic before its DLQ_EVENTS row, so every letter the DLQ_EVENTS channel has
+committed is on the topic: that token bounds the DLQ tail read, as the high-water mark does in warehouse mode.
+A replayed dead letter is stored once (replays.py); its DLQ_EVENTS row is marked REPLAYED once its row committed.
+
+Outages are retried with capped backoff, after which the channels are reopened and their tokens read again. A
+partition fenced out while still assigned waits for the consumer to learn it was revoked (`_settle_fenced`); rows
+the service counts as errors are dead-lettered as `snowflake_rejected`.
 """
 
 from __future__ import annotations
@@ -16,27 +20,44 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from aiokafka.errors import KafkaError
 
-from caves_faust import metrics
+from caves_faust import dlq_events, metrics
 from caves_faust.dlq import DeadLetter, DeadLetters
+from caves_faust.received import Received
+from caves_faust.replays import Copies, first_copies, for_stock, origins, replayed_letters, stored_copies
 from caves_faust.retry import Backoff, RetryPolicy
 from caves_faust.sink import Stored, count_snowflake_retry, or_minus_one, record_batch
 from caves_faust.streaming.channels import ChannelFenced, StreamingRefused, StreamingUnavailable
-from caves_faust.streaming.writer import StreamingWriter, Written
+from caves_faust.streaming.writer import StreamingWriter, StreamRow, Written
 from caves_faust.triage import Accepted, Classified
 from caves_faust.validation import InvalidEvent
 from caves_faust.warehouse import WAREHOUSE_ERRORS, Warehouse, is_content_error
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R", bound=Received)
+T = TypeVar("T")
+
+
+@dataclass
+class _Rows:
+    """What appending a batch's rows did."""
+
+    written: int = 0
+    rejections: list[DeadLetter] = field(default_factory=list)  # rows the service counted as errors
+    replayed: Copies = field(default_factory=dict)  # where the rows of the letters the batch replays are
+    seconds: float = 0.0
+
 
 @dataclass
 class StreamingSink:
-    writer: StreamingWriter
-    warehouse: Warehouse  # creates the tables; looks up which rows the service refused
+    rows: StreamingWriter  # RAW_EVENTS_STREAM's channels
+    letters: StreamingWriter  # DLQ_EVENTS's channels
+    # Creates the tables; finds the refused rows and the replays' stored copies; files the refused rows' letters.
+    warehouse: Warehouse
     dead_letters: DeadLetters
     topic: str
     retry: RetryPolicy
@@ -47,79 +68,119 @@ class StreamingSink:
     what_to_check: str  # where the tables are and what to check when Snowflake refuses to create or read them
     _assignments: Counter[int] = field(default_factory=Counter)  # partition -> times revoked or assigned
     _bootstrapped: bool = False
+    _warehouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one connection: one caller at a time
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: reopen these partitions' channels and re-read their DLQ tails before writing them again."""
         partitions = set(partitions)
         self._assignments.update(partitions)
-        self.writer.forget(partitions)
+        self.rows.forget(partitions)
+        self.letters.forget(partitions)
         self.dead_letters.forget(partitions)
 
     async def store(self, batch: Classified) -> Stored:
         """Store a classified batch durably; returns only when done (retrying through outages)."""
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
-        rows, skipped, refused, insert_seconds, lost = await self._stream(batch.accepted)
-        letters = [d for d in batch.letters if d.partition not in lost]
-        # No marks: the committed tokens cover rows only, not the letters between them; the DLQ tail says.
-        dead_lettered = await self._deliver(letters) if letters else 0
-        stored = [a for a in batch.accepted if a.partition not in lost and id(a) not in refused]
-        outcome = Stored(stored, rows, skipped, len(refused), dead_lettered, insert_seconds, frozenset(lost))
+        lost: set[int] = set()  # fenced out, and another worker holds them now: their events are not ours
+        rows, dead_lettered = await _together(self._append_rows(batch.accepted, lost),
+                                              self._append_letters(batch.letters, lost))
+        refused = {id(d.event) for d in rows.rejections}
+        kept = [a for a in batch.accepted if a.partition not in lost and id(a.event) not in refused]
+        stored = for_stock(kept, rows.replayed)
+        await self._file_in_warehouse(rows.rejections, stored)
+        skipped = len([a for a in batch.accepted if a.partition not in lost]) - rows.written - len(refused)
+        if skipped:
+            metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
+        outcome = Stored(stored, rows.written, skipped, len(refused), dead_lettered, rows.seconds, frozenset(lost))
         record_batch(batch, outcome, time.perf_counter() - started)
         if lost:
             log.warning("sink: fenced out of partitions %s (their channels were reopened by another writer): "
                         "leaving their events to the new owner", sorted(lost))
         return outcome
 
-    async def _stream(self, accepted: list[Accepted]) -> tuple[int, int, set[int], float, set[int]]:
-        """Append the rows their channels have not committed and wait for the commit; returns (rows written,
-        replays skipped, ids of the rows rejected, append seconds, partitions fenced out for good)."""
-        backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)  # Snowpipe Streaming
-        written = 0
-        rejected: set[int] = set()
-        lost: set[int] = set()  # fenced out, and another worker holds them now: their events are not ours
-        held: dict[int, tuple[float, int]] = {}  # fenced out, still assigned to us: since when, at which assignment
+    async def _append_rows(self, accepted: list[Accepted], lost: set[int]) -> _Rows:
+        """The rows their channels have not committed, first copies of replayed letters only, appended and
+        committed; the ones the service refused found."""
+        done = _Rows()
         started = time.perf_counter()
+
+        async def first_of_replays(fresh: list[Accepted], committed: dict[int, int | None]) -> list[Accepted]:
+            done.replayed = await self._in_warehouse(stored_copies, self.warehouse, origins(accepted))
+            return first_copies(fresh, done.replayed)
+
+        async def committed_now(appended: list[Accepted], result: Written) -> None:
+            # Errors included: they are found before anything else happens (the token now covers them).
+            rejections = await self._rejections(appended, result)
+            ids = {id(d.event) for d in rejections}
+            stored = [a for a in appended if id(a.event) not in ids]
+            done.rejections += rejections
+            done.written += len(stored)
+            for event_type, count in Counter(a.valid.event.event_type for a in stored).items():
+                metrics.events_inserted.labels(event_type=event_type).inc(count)
+
+        await self._append(self.rows, accepted, Accepted.stream_row, lost, first_of_replays, committed_now)
+        metrics.snowflake_up.set(1)
+        metrics.last_commit_timestamp.set(time.time())
+        done.seconds = time.perf_counter() - started
+        metrics.insert_duration.observe(done.seconds)
+        return done
+
+    async def _append_letters(self, letters: list[DeadLetter], lost: set[int]) -> int:
+        """The letters their DLQ_EVENTS channels have not committed: sent to the DLQ topic (unless there), then
+        appended and committed. Returns how many were sent to the topic."""
+        sent = 0
+
+        async def on_the_topic_first(fresh: list[DeadLetter], committed: dict[int, int | None]) -> list[DeadLetter]:
+            nonlocal sent
+            sent += await self._deliver(fresh, {p: or_minus_one(token) for p, token in committed.items()})
+            return fresh
+
+        async def committed_now(appended: list[DeadLetter], result: Written) -> None:
+            for partition, (count, message) in result.errors.items():  # a table altered since the worker made it
+                log.error("sink: Snowpipe Streaming refused %d DLQ_EVENTS rows of partition %d (their letters are on "
+                          "the DLQ topic): %s", count, partition, message)
+
+        if letters:
+            await self._append(self.letters, letters, dlq_events.stream_row, lost, on_the_topic_first, committed_now)
+        return sent
+
+    async def _append(self, writer: StreamingWriter, items: Sequence[R], row: Callable[[R], StreamRow],
+                      lost: set[int], narrow: Callable[[list[R], dict[int, int | None]], Awaitable[list[R]]],
+                      committed_now: Callable[[list[R], Written], Awaitable[None]]) -> None:
+        """Append the items above their channels' committed offsets (as `narrow` keeps them) and wait for the
+        commit, through outages and fencing; `committed_now` is told what each round committed. Partitions fenced
+        out that another worker holds now are added to `lost`."""
+        backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)  # Snowpipe Streaming
+        held: dict[int, tuple[float, int]] = {}  # fenced out, still assigned to us: since when, at which assignment
         while True:
-            self._settle_fenced(held, lost)
-            partitions = {a.partition for a in accepted} - lost - held.keys()
+            self._settle_fenced(writer, held, lost)
+            partitions = {i.partition for i in items} - lost - held.keys()
             assignments = self._assignments.copy()  # a rebalance during the write changes them
             try:
                 await self._bootstrap()
-                committed = await self.writer.committed(partitions)
+                committed = await writer.committed(partitions)
                 lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
-                fresh = [a for a in accepted if a.partition in committed
-                         and a.offset > or_minus_one(committed[a.partition])]
-                result = await self.writer.write([a.stream_row() for a in fresh])
+                fresh = await narrow([i for i in items if i.partition in committed
+                                      and i.offset > or_minus_one(committed[i.partition])], committed)
+                result = await writer.write([row(i) for i in fresh])
             except (StreamingUnavailable, StreamingRefused, *WAREHOUSE_ERRORS) as exc:
-                self.writer.reset()  # what was in flight may or may not be committed: read the tokens again
-                self.warehouse.reset()
+                writer.reset()  # what was in flight may or may not be committed: read the tokens again
+                async with self._warehouse_lock:
+                    self.warehouse.reset()
                 metrics.snowflake_up.set(0)
                 metrics.snowflake_failures.labels(reason="outage").inc()
                 await backoff.retry("outage", exc, self.what_to_check if is_content_error(exc) else "")
                 continue
-            # Committed now, errors included: they are found and dead-lettered before anything else happens.
-            refused = {id(a) for a in await self._dead_letter_errors(fresh, result)}
-            stored = [a for a in fresh if a.partition not in result.fenced and id(a) not in refused]
-            written += len(stored)
-            rejected |= refused
-            _count_inserted(stored)
+            await committed_now([i for i in fresh if i.partition not in result.fenced], result)
             for partition in result.fenced:
                 held.setdefault(partition, (time.monotonic(), assignments[partition]))
             if not held:
                 break
             await backoff.retry("fenced", ChannelFenced(f"channels of partitions {sorted(held)} reopened elsewhere"))
         backoff.succeeded()
-        metrics.snowflake_up.set(1)
-        metrics.last_commit_timestamp.set(time.time())
-        skipped = len([a for a in accepted if a.partition not in lost]) - written - len(rejected)
-        if skipped:
-            metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
-        seconds = time.perf_counter() - started
-        metrics.insert_duration.observe(seconds)
-        return written, skipped, rejected, seconds, lost
 
-    def _settle_fenced(self, held: dict[int, tuple[float, int]], lost: set[int]) -> None:
+    def _settle_fenced(self, writer: StreamingWriter, held: dict[int, tuple[float, int]], lost: set[int]) -> None:
         """A partition fenced out while assigned to us is the new owner's once a rebalance starts or went by (a
         zombie learns it was revoked within a heartbeat; the rebalance waits for these events, and if the
         partition stays ours Faust reads them again from the committed offset); still ours after a whole
@@ -130,48 +191,59 @@ class StreamingSink:
                 lost.add(partition)
                 del held[partition]
             elif time.monotonic() - since >= self.fence_wait_seconds:
-                self.writer.forget({partition})
+                writer.forget({partition})
                 del held[partition]
 
-    async def _dead_letter_errors(self, fresh: list[Accepted], result: Written) -> list[Accepted]:
-        """The rows the service counted as errors: those of the reporting partitions not in the table,
-        dead-lettered (one SELECT through the warehouse per such partition: rare, since validation comes first)."""
-        refused: list[Accepted] = []
-        reasons: dict[int, str] = {}
+    async def _rejections(self, appended: list[Accepted], result: Written) -> list[DeadLetter]:
+        """The rows the service counted as errors, as dead letters: those of the reporting partitions not in the
+        table (one SELECT through the warehouse per such partition: rare, since validation comes first)."""
+        letters: list[DeadLetter] = []
         for partition, (count, message) in result.errors.items():
-            rows = [a for a in fresh if a.partition == partition]
-            stored = await self._stored_offsets(partition, rows[0].offset, rows[-1].offset)
+            rows = [a for a in appended if a.partition == partition]
+            stored = await self._until_answered(self.warehouse.stored_offsets, self.topic, partition,
+                                                rows[0].offset, rows[-1].offset)
             log.warning("sink: Snowpipe Streaming refused %d rows of partition %d: %s", count, partition, message)
-            refused += [a for a in rows if a.offset not in stored]
-            reasons[partition] = message
-        if refused:
-            metrics.snowflake_failures.labels(reason="rejected").inc()
-            await self._deliver([DeadLetter(a.event, InvalidEvent("snowflake_rejected", reasons[a.partition]))
-                                 for a in refused])
-        return refused
+            letters += [DeadLetter(a.event, InvalidEvent("snowflake_rejected", message))
+                        for a in rows if a.offset not in stored]
+        return letters
 
-    async def _stored_offsets(self, partition: int, low: int, high: int) -> set[int]:
+    async def _file_in_warehouse(self, letters: list[DeadLetter], stored: list[Accepted]) -> None:
+        """The refused rows' letters on the DLQ topic and in DLQ_EVENTS, the replayed letters marked (rare: most
+        batches do neither, and the warehouse stays suspended)."""
+        if letters:
+            metrics.snowflake_failures.labels(reason="rejected").inc()
+            await self._deliver(letters, {})  # below the DLQ_EVENTS tokens maybe: the whole tail says
+        replayed = dlq_events.replayed_sources(replayed_letters(stored))
+        if letters or replayed:
+            await self._until_answered(self.warehouse.file_letters, dlq_events.letter_rows(letters), replayed)
+
+    async def _until_answered(self, call: Callable[..., T], *args: Any) -> T:
         backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)
         while True:
             try:
-                stored = await asyncio.to_thread(self.warehouse.stored_offsets, self.topic, partition, low, high)
+                result = await self._in_warehouse(call, *args)
             except WAREHOUSE_ERRORS as exc:
-                self.warehouse.reset()
+                async with self._warehouse_lock:
+                    self.warehouse.reset()
                 await backoff.retry("outage", exc)
                 continue
             backoff.succeeded()
-            return stored
+            return result
+
+    async def _in_warehouse(self, call: Callable[..., T], *args: Any) -> T:
+        async with self._warehouse_lock:
+            return await asyncio.to_thread(call, *args)
 
     async def _bootstrap(self) -> None:
         if not self._bootstrapped:
-            await asyncio.to_thread(self.warehouse.bootstrap)
+            await self._in_warehouse(self.warehouse.bootstrap)
             self._bootstrapped = True
 
-    async def _deliver(self, letters: list[DeadLetter]) -> int:
+    async def _deliver(self, letters: list[DeadLetter], marks: dict[int, int]) -> int:
         backoff = Backoff("Kafka DLQ", self.retry, self.stopping, lambda reason: metrics.dlq_retries.inc())
         while True:
             try:
-                sent = await self.dead_letters.send(letters, {})
+                sent = await self.dead_letters.send(letters, marks)
             except (KafkaError, OSError, asyncio.TimeoutError, RuntimeError) as exc:  # keep the events, try again
                 await backoff.retry("dlq_write", exc)
                 continue
@@ -179,7 +251,11 @@ class StreamingSink:
             return sent
 
 
-def _count_inserted(rows: list[Accepted]) -> None:
-    for event_type, count in Counter(a.valid.event.event_type for a in rows).items():
-        metrics.events_inserted.labels(event_type=event_type).inc(count)
-
+async def _together(*steps: Awaitable[Any]) -> list[Any]:
+    """Run the steps concurrently; when one fails, the others are cancelled and its error raised."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()

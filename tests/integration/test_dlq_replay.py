@@ -75,7 +75,7 @@ def dlq_events(pipeline: Pipeline) -> list[tuple[tuple[int, int], bool]]:
     return [((partition, offset), replayed) for partition, offset, replayed in found]
 
 
-def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipeline, start_worker):
+def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipeline, start_worker, sink_mode):
     valid, invalid = originals()
     payloads = [json.dumps(e, ensure_ascii=False).encode() for e in valid] + [p for p, _ in invalid]
     keys = [str(e["product_id"]).encode() for e in valid] + [b"bad"] * len(invalid)
@@ -90,7 +90,7 @@ def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipel
     places = write_letters(pipeline, letters)
     expected = dict(zip(places[:len(valid)], valid, strict=True))  # letter -> the event its replay must store
     commit_group_at_end(pipeline)
-    worker = start_worker()
+    worker = start_worker(SINK_MODE=sink_mode)
     # The older version kept its letters in DLQ_EVENTS too. The worker creates the table with its first batch: one
     # more invalid event, whose letter the replays will report as still failing too.
     (throwaway,) = pipeline.produce([THROWAWAY], [b"bad"])
@@ -122,7 +122,7 @@ def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipel
     assert overlapping >= 1, overlap
     command(pipeline, "dlq", "replay", expect=1)
     worker.kill()
-    worker = start_worker()
+    worker = start_worker(SINK_MODE=sink_mode)
     sent = len(payloads) + 1 + 2 * len(valid) + overlapping
     wait_until(lambda: sales_topic_size(pipeline) == sent and pipeline.lag() == 0, SETTLE_SECONDS,
                "every copy processed and committed")

@@ -17,7 +17,8 @@ from caves_faust.streaming.writer import StreamingWriter
 def sink(owned: set[int], rebalancing: bool = False) -> StreamingSink:
     client = StreamingClient(Credentials("http://127.0.0.1:1", "http", None), "DB", "RAW_DATA", "T-STREAMING", 1)
     no_letters = cast(Any, SimpleNamespace(forget=lambda partitions: None))  # this rule sends none
-    return StreamingSink(StreamingWriter(client, "app_topic", 1), cast(Any, None), no_letters, "topic",
+    return StreamingSink(StreamingWriter(client, "app_topic", 1), StreamingWriter(client, "app_topic", 1),
+                         cast(Any, None), no_letters, "topic",
                          RetryPolicy(1), stopping=lambda: False, owned=lambda: owned,
                          rebalancing=lambda: rebalancing, fence_wait_seconds=30, what_to_check="")
 
@@ -29,21 +30,21 @@ def test_a_fenced_partition_is_given_up_once_it_is_not_ours_or_a_rebalance_touch
     held = {0: (now, 0), 1: (now, 0), 3: (now, 0)}
     lost: set[int] = set()
 
-    quiet._settle_fenced(held, lost)
+    quiet._settle_fenced(quiet.rows, held, lost)
 
     assert lost == {0, 3} and held == {1: (now, 0)}  # 0: another worker's; 1: still ours, waiting
     rebalancing = sink(owned={1}, rebalancing=True)
-    rebalancing._settle_fenced(held, lost)
+    rebalancing._settle_fenced(rebalancing.rows, held, lost)
     assert lost == {0, 1, 3} and held == {}
 
 
 def test_a_fenced_partition_still_ours_after_a_session_timeout_is_taken_back():
     owner = sink(owned={4})
-    owner.writer._fenced.add(4)
+    owner.rows._fenced.add(4)
     held = {4: (time.monotonic() - 31, 0)}
     lost: set[int] = set()
 
-    owner._settle_fenced(held, lost)
+    owner._settle_fenced(owner.rows, held, lost)
 
     assert held == {} and lost == set()
-    assert 4 not in owner.writer._fenced  # its channel is reopened at the next write, fencing the zombie out
+    assert 4 not in owner.rows._fenced  # its channel is reopened at the next write, fencing the zombie out
