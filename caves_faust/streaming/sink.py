@@ -2,11 +2,11 @@
 Streaming, every invalid one in the DLQ and DLQ_EVENTS. The same contract as `caves_faust.sink.SnowflakeSink`
 (`store`, `forget`), on channels instead of transactions.
 
-`store` appends a batch's rows to RAW_EVENTS_STREAM's channels and, at the same time, its dead letters to the DLQ
-topic then DLQ_EVENTS's channels, and returns only once every channel's committed offset token covers what it was
-given. A letter goes to the DLQ topic before its DLQ_EVENTS row, so every letter the DLQ_EVENTS channel has
-committed is on the topic: that token bounds the DLQ tail read, as the high-water mark does in warehouse mode.
-A replayed dead letter is stored once (replays.py); its DLQ_EVENTS row is marked REPLAYED once its row committed.
+`store` appends a batch's rows to RAW_EVENTS_STREAM's channels and, at the same time, its dead letters to
+DLQ_EVENTS's, waits until every channel's committed offset token covers what it was given, and then sends the
+letters to the DLQ topic: rows first, so that a writer fenced out of a partition sends none of its letters (the
+new owner does, the DLQ tail telling which are there already). A replayed dead letter is stored once
+(replays.py); its DLQ_EVENTS row is marked REPLAYED once its row committed.
 
 Outages are retried with capped backoff, after which the channels are reopened and their tokens read again. A
 partition fenced out while still assigned waits for the consumer to learn it was revoked (`_settle_fenced`); rows
@@ -46,7 +46,7 @@ T = TypeVar("T")
 class _Rows:
     """What appending a batch's rows did."""
 
-    written: int = 0
+    written: list[Accepted] = field(default_factory=list)  # appended and committed
     rejections: list[DeadLetter] = field(default_factory=list)  # rows the service counted as errors
     replayed: Copies = field(default_factory=dict)  # where the rows of the letters the batch replays are
     seconds: float = 0.0
@@ -83,16 +83,21 @@ class StreamingSink:
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
         lost: set[int] = set()  # fenced out, and another worker holds them now: their events are not ours
-        rows, dead_lettered = await _together(self._append_rows(batch.accepted, lost),
-                                              self._append_letters(batch.letters, lost))
+        rows, _ = await _together(self._append_rows(batch.accepted, lost), self._append_letters(batch.letters, lost))
         refused = {id(d.event) for d in rows.rejections}
         kept = [a for a in batch.accepted if a.partition not in lost and id(a.event) not in refused]
         stored = for_stock(kept, rows.replayed)
+        # The refused rows' letters even for a partition lost since: the new owner skips those rows as committed.
+        letters = [d for d in batch.letters if d.partition not in lost] + rows.rejections
+        # No marks: the committed tokens cover rows, not the letters between them; the DLQ tail says.
+        dead_lettered = await self._deliver(letters) if letters else 0
         await self._file_in_warehouse(rows.rejections, stored)
-        skipped = len([a for a in batch.accepted if a.partition not in lost]) - rows.written - len(refused)
+        # Replays of committed rows (and copies of replayed letters) in the partitions still ours.
+        skipped = len(kept) - len([a for a in rows.written if a.partition not in lost])
         if skipped:
             metrics.duplicates_skipped.labels(topic=self.topic).inc(skipped)
-        outcome = Stored(stored, rows.written, skipped, len(refused), dead_lettered, rows.seconds, frozenset(lost))
+        outcome = Stored(stored, len(rows.written), skipped, len(refused), dead_lettered, rows.seconds,
+                         frozenset(lost))
         record_batch(batch, outcome, time.perf_counter() - started)
         if lost:
             log.warning("sink: fenced out of partitions %s (their channels were reopened by another writer): "
@@ -115,7 +120,7 @@ class StreamingSink:
             ids = {id(d.event) for d in rejections}
             stored = [a for a in appended if id(a.event) not in ids]
             done.rejections += rejections
-            done.written += len(stored)
+            done.written += stored
             for event_type, count in Counter(a.valid.event.event_type for a in stored).items():
                 metrics.events_inserted.labels(event_type=event_type).inc(count)
 
@@ -126,14 +131,10 @@ class StreamingSink:
         metrics.insert_duration.observe(done.seconds)
         return done
 
-    async def _append_letters(self, letters: list[DeadLetter], lost: set[int]) -> int:
-        """The letters their DLQ_EVENTS channels have not committed: sent to the DLQ topic (unless there), then
-        appended and committed. Returns how many were sent to the topic."""
-        sent = 0
+    async def _append_letters(self, letters: list[DeadLetter], lost: set[int]) -> None:
+        """The letters their DLQ_EVENTS channels have not committed, appended and committed."""
 
-        async def on_the_topic_first(fresh: list[DeadLetter], committed: dict[int, int | None]) -> list[DeadLetter]:
-            nonlocal sent
-            sent += await self._deliver(fresh, {p: or_minus_one(token) for p, token in committed.items()})
+        async def all_of_them(fresh: list[DeadLetter], committed: dict[int, int | None]) -> list[DeadLetter]:
             return fresh
 
         async def committed_now(appended: list[DeadLetter], result: Written) -> None:
@@ -142,8 +143,7 @@ class StreamingSink:
                           "the DLQ topic): %s", count, partition, message)
 
         if letters:
-            await self._append(self.letters, letters, dlq_events.stream_row, lost, on_the_topic_first, committed_now)
-        return sent
+            await self._append(self.letters, letters, dlq_events.stream_row, lost, all_of_them, committed_now)
 
     async def _append(self, writer: StreamingWriter, items: Sequence[R], row: Callable[[R], StreamRow],
                       lost: set[int], narrow: Callable[[list[R], dict[int, int | None]], Awaitable[list[R]]],
@@ -208,11 +208,10 @@ class StreamingSink:
         return letters
 
     async def _file_in_warehouse(self, letters: list[DeadLetter], stored: list[Accepted]) -> None:
-        """The refused rows' letters on the DLQ topic and in DLQ_EVENTS, the replayed letters marked (rare: most
-        batches do neither, and the warehouse stays suspended)."""
+        """The refused rows' letters in DLQ_EVENTS, the replayed letters marked (rare: most batches do neither, and
+        the warehouse stays suspended)."""
         if letters:
             metrics.snowflake_failures.labels(reason="rejected").inc()
-            await self._deliver(letters, {})  # below the DLQ_EVENTS tokens maybe: the whole tail says
         replayed = dlq_events.replayed_sources(replayed_letters(stored))
         if letters or replayed:
             await self._until_answered(self.warehouse.file_letters, dlq_events.letter_rows(letters), replayed)
@@ -239,11 +238,11 @@ class StreamingSink:
             await self._in_warehouse(self.warehouse.bootstrap)
             self._bootstrapped = True
 
-    async def _deliver(self, letters: list[DeadLetter], marks: dict[int, int]) -> int:
+    async def _deliver(self, letters: list[DeadLetter]) -> int:
         backoff = Backoff("Kafka DLQ", self.retry, self.stopping, lambda reason: metrics.dlq_retries.inc())
         while True:
             try:
-                sent = await self.dead_letters.send(letters, marks)
+                sent = await self.dead_letters.send(letters, {})
             except (KafkaError, OSError, asyncio.TimeoutError, RuntimeError) as exc:  # keep the events, try again
                 await backoff.retry("dlq_write", exc)
                 continue

@@ -15,8 +15,12 @@ from typing import Callable
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from caves_faust.settings import load_settings
+
 # What the sink's transaction sends: BEGIN, the high-water marks, the rows, then COMMIT.
 ROWS_INSERT = "INSERT INTO RAW_EVENTS_STREAM"
+# Where streaming mode appends rows: the table's default pipe (dead letters go to DLQ_EVENTS's).
+ROWS_APPEND = f"/pipes/{load_settings({}, dotenv=False).snowflake_pipe}/channels/".encode()
 
 
 class SnowflakeTrap:
@@ -84,9 +88,10 @@ class SnowflakeTrap:
 
 
 class AppendTrap(SnowflakeTrap):
-    """Withholds the answer to the sink's `let_through + 1`-th Snowpipe Streaming append. Forwarded: the rows
-    are appended and commit on the server while the worker waits to hear of them. Parked: the append itself waits
-    in the proxy until `release()`, then reaches Snowflake late, as a zombie's would, and is answered."""
+    """Withholds the answer to the sink's `let_through + 1`-th Snowpipe Streaming append of rows (those of dead
+    letters, on DLQ_EVENTS's pipe, pass). Forwarded: the rows are appended and commit on the server while the
+    worker waits to hear of them. Parked: the append itself waits in the proxy until `release()`, then reaches
+    Snowflake late, as a zombie's would, and is answered."""
 
     def __init__(self, upstream_port: int, let_through: int, parked: bool = False):
         super().__init__(upstream_port, withholds=lambda sql: False)
@@ -100,7 +105,8 @@ class AppendTrap(SnowflakeTrap):
 
     def _withhold(self, request: bytes) -> bool:
         line = request.split(b"\r\n", 1)[0]
-        if self.held.is_set() or not (line.startswith(b"POST /v2/streaming/data/") and b"/rows?" in line):
+        if self.held.is_set() or not (line.startswith(b"POST /v2/streaming/data/") and ROWS_APPEND in line
+                                      and b"/rows?" in line):
             return False
         with self._lock:
             if self.appends_through == self.let_through:
