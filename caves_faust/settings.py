@@ -86,6 +86,11 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _unless_empty(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """`parse`, for a setting whose empty value means: chosen at start-up from the other settings."""
+    return lambda text: parse(text) if text else ""
+
+
 def _time_zone(text: str) -> str:
     try:
         ZoneInfo(text)
@@ -131,9 +136,9 @@ class Settings:
     # A transaction of this user holding its lock on SINK_OFFSETS longer than this is one a dead worker left open:
     # the sink aborts it when it blocks a write. At least twice SNOWFLAKE_TIMEOUT_SECONDS (a live write's bound).
     sink_stale_lock_seconds: float = _setting("SINK_STALE_LOCK_SECONDS", "60", _positive_float)
-    # How rows reach RAW_EVENTS_STREAM: INSERTs through a warehouse, or Snowpipe Streaming's REST API (serverless).
-    # Streaming does not yet recognise replayed dead letters nor write DLQ_EVENTS: warehouse is the default.
-    sink_mode: str = _setting("SINK_MODE", "warehouse", _choice("warehouse", "streaming"))
+    # How rows reach RAW_EVENTS_STREAM: INSERTs through a warehouse, or Snowpipe Streaming's REST API (serverless,
+    # far cheaper). Unset: streaming, except on a real account signing in with a password (streaming needs a key).
+    sink_mode: str = _setting("SINK_MODE", "", _unless_empty(_choice("warehouse", "streaming")))
     # The pipes streaming appends through; Snowflake's default pipe of a table maps columns by name.
     snowflake_pipe: str = _setting("SNOWFLAKE_PIPE", "RAW_EVENTS_STREAM-STREAMING")
     snowflake_dlq_pipe: str = _setting("SNOWFLAKE_DLQ_PIPE", "DLQ_EVENTS-STREAMING")
@@ -185,6 +190,9 @@ class Settings:
         return not self.snowflake_account
 
     def __post_init__(self) -> None:
+        if not self.sink_mode:
+            password_only = self.snowflake_account and not self.snowflake_private_key_file
+            object.__setattr__(self, "sink_mode", "warehouse" if password_only else "streaming")
         if self.sink_stale_lock_seconds < 2 * self.snowflake_timeout_seconds:
             raise SettingsError("SINK_STALE_LOCK_SECONDS", str(self.sink_stale_lock_seconds),
                                 "must be at least twice SNOWFLAKE_TIMEOUT_SECONDS, the longest a live write holds it")

@@ -17,14 +17,18 @@ def test_defaults_follow_the_contract():
     assert load_settings({"AUDIT_INTERVAL_SECONDS": "0"}).audit_interval_seconds == 0  # never
     assert (settings.dashboard_port, settings.dashboard_bind) == (8501, "127.0.0.1")
     assert settings.shop_timezone == "Europe/Paris"
-    assert settings.sink_mode == "warehouse"
+    assert settings.sink_mode == "streaming"
 
 
-def test_the_sink_mode_defaults_to_the_warehouse():
-    assert load_settings({}).sink_mode == "warehouse"
+def test_the_sink_mode_defaults_to_streaming_unless_a_real_account_signs_in_with_a_password(tmp_path):
+    assert load_settings({}).sink_mode == "streaming"  # the embedded Snowflake
     password = {"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PASSWORD": "pw"}
     assert load_settings(password).sink_mode == "warehouse"
-    assert load_settings({"SINK_MODE": "streaming"}).sink_mode == "streaming"
+    key = tmp_path / "key.p8"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key_pair = {"SNOWFLAKE_ACCOUNT": "xy123", "SNOWFLAKE_PRIVATE_KEY_FILE": str(key)}
+    assert load_settings(key_pair).sink_mode == "streaming"
+    assert load_settings({"SINK_MODE": "warehouse"}).sink_mode == "warehouse"
     with pytest.raises(SettingsError, match="key-pair"):  # streaming on a real account takes a key pair only
         load_settings({**password, "SINK_MODE": "streaming"})
 
