@@ -1,0 +1,40 @@
+"""A dead letter's DLQ_EVENTS row in streaming mode: the letter as the DLQ topic carries it, keyed by column name,
+the source timestamp as ISO 8601 in UTC, the channel's offset token the letter's source offset."""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+from typing import cast
+
+from faust.types import EventT
+
+from caves_faust.dlq import DeadLetter
+from caves_faust.dlq_events import DDL, stream_row
+from caves_faust.validation import InvalidEvent
+
+
+def letter(value: bytes, timestamp: float | None) -> DeadLetter:
+    message = SimpleNamespace(topic="sales_events", partition=5, offset=1234, timestamp=timestamp, key=b"\xff42",
+                              value=value)
+    return DeadLetter(cast(EventT, SimpleNamespace(message=message)), InvalidEvent("missing_field", "no product_id"))
+
+
+def test_a_streamed_letter_fills_the_columns_of_dlq_events_from_the_letter():
+    row = stream_row(letter('{"event_type": "ORDER_CREATED", "vin": "Chablis"}'.encode(), 1764590400.25))
+
+    assert (row.partition, row.offset) == (5, 1234)
+    assert json.loads(row.line) == {
+        "ERROR_TYPE": "missing_field", "ERROR_MESSAGE": "no product_id",
+        "PAYLOAD": '{"event_type": "ORDER_CREATED", "vin": "Chablis"}', "PAYLOAD_ENCODING": "utf-8",
+        "PAYLOAD_BYTES": 49, "PAYLOAD_TRUNCATED": False, "SOURCE_TOPIC": "sales_events", "SOURCE_PARTITION": 5,
+        "SOURCE_OFFSET": 1234, "SOURCE_TIMESTAMP": "2025-12-01T12:00:00.250+00:00", "SOURCE_KEY": "/zQy",
+        "SOURCE_KEY_ENCODING": "base64",
+    }
+    columns = set(re.findall(r"^\s+([A-Z_]+) ", DDL[0], re.MULTILINE))
+    assert set(json.loads(row.line)) < columns  # columns of the table; REPLAYED and the times keep their defaults
+
+
+def test_a_letter_without_timestamp_leaves_the_column_to_null():
+    assert "SOURCE_TIMESTAMP" not in json.loads(stream_row(letter(b"\x00", None)).line)
