@@ -49,12 +49,13 @@ PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right
 
 @dataclass
 class Prometheus:
-    """A real Prometheus scraping one worker every SCRAPE_SECONDS and evaluating prometheus/rules.yml, sending its
-    alerts to `alertmanager` (host:port) when given."""
+    """A real Prometheus scraping one worker every SCRAPE_SECONDS and evaluating `rule_file` (prometheus/rules.yml),
+    sending its alerts to `alertmanager` (host:port) when given."""
 
     home: Path
     target: str
     alertmanager: str | None = None
+    rule_file: Path = RULES
     port: int = field(default_factory=free_port)
     started_at: float = 0.0
 
@@ -69,7 +70,7 @@ class Prometheus:
         managers = [{"static_configs": [{"targets": [self.alertmanager]}]}] if self.alertmanager else []
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
-            "rule_files": [str(RULES)],
+            "rule_files": [str(self.rule_file)],
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [self.target]}]}],
             "alerting": {"alertmanagers": managers},
         }))

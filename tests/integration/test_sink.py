@@ -84,7 +84,7 @@ def test_tables_snowflake_will_not_create_stop_nothing_and_say_what_to_check(pip
     sent = Sent()
     sent.produce(pipeline, cases(valid_events(100)))
     # A data directory whose parents do not exist yet is created with them.
-    worker = start_worker(F_DATADIR=str(tmp_path / "not" / "yet" / "there"))
+    worker = start_worker(F_DATADIR=str(tmp_path / "not" / "yet" / "there"), SINK_MODE="warehouse")  # the marks
 
     line = wait_until(lambda: re.search(r"^.*Snowflake unavailable, retrying with backoff: reason=outage .*$",
                                         worker.log_text(), re.M), 60, "the refusal to be logged")

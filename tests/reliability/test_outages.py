@@ -14,6 +14,8 @@ from tests.reliability.faults import set_topic_config
 pytestmark = pytest.mark.integration
 
 OUTAGE_SECONDS = 30
+# Retries at most this far apart, so that the test does not wait out the default 30 s cap once the outage is over.
+RETRY_CAP = {"SINK_RETRY_MAX_SECONDS": "5"}
 
 
 def ride_out(worker, seconds: float = OUTAGE_SECONDS) -> None:
@@ -25,7 +27,7 @@ def ride_out(worker, seconds: float = OUTAGE_SECONDS) -> None:
 
 
 def test_kafka_broker_down_for_30_seconds(pipeline, start_worker, stack):
-    worker = start_worker()
+    worker = start_worker(**RETRY_CAP)
     sent = Sent()
     sent.produce(pipeline, mixed_payloads(3000))
     wait_until(lambda: pipeline.row_count() > 0, 60, "the first rows")
@@ -44,7 +46,7 @@ def test_kafka_broker_down_for_30_seconds(pipeline, start_worker, stack):
 
 def test_snowflake_down_for_30_seconds(pipeline, start_worker, stack, sink_mode):
     # Streaming: its REST endpoints are the embedded Snowflake's, down with it.
-    worker = start_worker(SNOWFLAKE_TIMEOUT_SECONDS="5", SINK_MODE=sink_mode)
+    worker = start_worker(SNOWFLAKE_TIMEOUT_SECONDS="5", SINK_MODE=sink_mode, **RETRY_CAP)
     sent = Sent()
     sent.produce(pipeline, mixed_payloads(1000))
     wait_until(lambda: pipeline.row_count() > 0, 60, "the first rows")
