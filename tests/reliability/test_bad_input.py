@@ -100,8 +100,8 @@ def sql_in_every_field() -> list[Case]:
 
 
 @pytest.fixture
-def running_worker(pipeline, start_worker):
-    return start_worker()
+def running_worker(pipeline, start_worker, sink_mode):
+    return start_worker(SINK_MODE=sink_mode)
 
 
 # The examples share one topic and worker (a running system), so a failure cannot be shrunk: no shrink phase.

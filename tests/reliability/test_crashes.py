@@ -148,8 +148,8 @@ def test_kill_9_inside_a_streaming_append(pipeline, start_worker, stack):
     assert delivered.replays_skipped > 0  # the killed worker's appends committed: their events were skipped
 
 
-def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker):
-    worker = start_worker(SINK_FLUSH_SECONDS="5")  # a long timer: SIGTERM lands with a full buffer
+def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker, sink_mode):
+    worker = start_worker(SINK_FLUSH_SECONDS="5", SINK_MODE=sink_mode)  # a long timer: SIGTERM lands with a full buffer
     producer = BackgroundProducer(pipeline, mixed_payloads(3000), Sent(), chunk=100, pause=0.05)
     wait_until(lambda: pipeline.row_count() > 0, 60, "the first rows")
 
@@ -161,6 +161,6 @@ def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker):
     assert committed and {p: set(range(end)) for p, end in committed.items()} == delivered
 
     sent = producer.join()
-    restarted = start_worker()
+    restarted = start_worker(SINK_MODE=sink_mode)
     print(assert_exactly_once(pipeline, sent, restarted))
     assert not re.search(r"skipped_replays=[1-9]", restarted.log_text()), "the restart replayed stored events"

@@ -26,8 +26,8 @@ def ride_out(worker, seconds: float = OUTAGE_SECONDS) -> None:
         time.sleep(1)
 
 
-def test_kafka_broker_down_for_30_seconds(pipeline, start_worker, stack):
-    worker = start_worker(**RETRY_CAP)
+def test_kafka_broker_down_for_30_seconds(pipeline, start_worker, stack, sink_mode):
+    worker = start_worker(SINK_MODE=sink_mode, **RETRY_CAP)
     sent = Sent()
     sent.produce(pipeline, mixed_payloads(3000))
     wait_until(lambda: pipeline.row_count() > 0, 60, "the first rows")

@@ -16,12 +16,12 @@ from tests.reliability.faults import AppendTrap
 pytestmark = pytest.mark.integration
 
 
-def test_second_worker_joins_then_leaves_while_events_flow(pipeline, start_worker):
-    first = start_worker(0)
+def test_second_worker_joins_then_leaves_while_events_flow(pipeline, start_worker, sink_mode):
+    first = start_worker(0, SINK_MODE=sink_mode)
     producer = BackgroundProducer(pipeline, mixed_payloads(30_000), Sent(), chunk=50)
     wait_until(lambda: pipeline.row_count() > 300, 60, "the first rows")
 
-    second = start_worker(1)  # returns once the group gave it partitions: first rebalance
+    second = start_worker(1, SINK_MODE=sink_mode)  # returns once the group gave it partitions: first rebalance
     wait_until(lambda: re.search(r"sink batch: events=\d+ rows=[1-9]", second.log_text()), 60,
                "the second worker to write rows")
     assert second.terminate() == 0  # second rebalance: the first worker takes every partition back
