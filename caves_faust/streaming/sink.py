@@ -139,8 +139,8 @@ class StreamingSink:
 
         async def committed_now(appended: list[DeadLetter], result: Written) -> None:
             for partition, (count, message) in result.errors.items():  # a table altered since the worker made it
-                log.error("sink: Snowpipe Streaming refused %d DLQ_EVENTS rows of partition %d (their letters are on "
-                          "the DLQ topic): %s", count, partition, message)
+                log.error("sink: Snowpipe Streaming refused %d DLQ_EVENTS rows of partition %d (their letters go to "
+                          "the DLQ topic all the same): %s", count, partition, message)
 
         if letters:
             await self._append(self.letters, letters, dlq_events.stream_row, lost, all_of_them, committed_now)
