@@ -4,6 +4,9 @@
 tables, web views, metrics and commands.
 """
 
+from caves_faust import connector  # noqa: F401  (first: sets the connector's optional imports aside)
+
+# isort: split
 from caves_faust import (  # noqa: F401  (registration by import)
     audit,
     commands,

@@ -7,10 +7,8 @@ Blocking calls: the sink runs them in a thread, never on the event loop.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
@@ -23,12 +21,6 @@ from caves_faust import dlq_events
 from caves_faust.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# The connector imports OpenTelemetry on every request, to pass trace headers on when it is installed. Where it is
-# not, each failed import searches the path again, taking and releasing the GIL at each step while the event loop
-# holds it, in the write. A None entry makes the miss immediate.
-if importlib.util.find_spec("opentelemetry") is None:
-    sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
 
 RAW_EVENTS_TABLE = "RAW_EVENTS_STREAM"
 OFFSETS_TABLE = "SINK_OFFSETS"

@@ -1,0 +1,41 @@
+"""How snowflake-connector-python is imported in a caves_faust process: without DataFrames, without tracing.
+
+caves_faust reads Snowflake's answers as rows (tuples or dicts), never as DataFrames, and does not trace requests.
+Two optional parts of the connector cost it all the same, so they are set aside here, before anything imports
+the connector (`caves_faust/__init__.py` imports this module first):
+
+- DataFrames: importing the connector imports pandas, pyarrow and numpy when they are installed, for
+  `fetch_pandas_*`, `write_pandas` and numpy parameters. They are installed here (the dashboard and the embedded
+  Snowflake use them), and they are ~85 MB of resident memory in every worker. They are held off during the
+  connector's import only: importing them afterwards works as usual, only the connector's own DataFrame methods
+  then say pandas is missing.
+- OpenTelemetry: the connector imports it on every request, to pass trace headers on when it is installed. Where
+  it is not, each failed import searches the path again, taking and releasing the GIL at each step while the event
+  loop holds it, in the write. A None entry makes the miss immediate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+DATAFRAMES = ("pandas", "pyarrow", "numpy")
+
+
+def import_connector() -> None:
+    if importlib.util.find_spec("opentelemetry") is None:
+        sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
+    if "snowflake.connector" in sys.modules or any(name in sys.modules for name in DATAFRAMES):
+        return  # too late, or nothing to save: whoever imported them uses them
+    for name in DATAFRAMES:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+    try:
+        importlib.import_module("snowflake.connector")
+    finally:
+        for name in DATAFRAMES:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+import_connector()

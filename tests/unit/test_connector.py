@@ -1,0 +1,27 @@
+"""A caves_faust process imports the Snowflake connector without pandas, pyarrow and numpy, and can import them
+afterwards (the dashboard does)."""
+
+import subprocess
+import sys
+
+from caves_faust.connector import DATAFRAMES
+
+
+def run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_worker_modules_leave_the_dataframe_libraries_out():
+    loaded = run("import sys, caves_faust.intake, snowflake.connector.options as o; "
+                 f"print(sorted(m for m in {DATAFRAMES!r} if m in sys.modules), o.installed_pandas)")
+    assert loaded == "[] False"
+
+
+def test_pandas_still_imports_afterwards():
+    assert run("import caves_faust, pandas; print(pandas.DataFrame({'a': [1, 2]})['a'].sum())") == "3"
+
+
+def test_a_process_that_imported_pandas_first_keeps_the_connector_s_dataframe_support():
+    assert run("import pandas, caves_faust, snowflake.connector.options as o; print(o.installed_pandas)") == "True"
