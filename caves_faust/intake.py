@@ -5,14 +5,16 @@ is stored by the sink (dead letters on the DLQ, rows in Snowflake) and its stock
 producer, which Faust flushes before it commits. One agent rather than one per concern: Faust's per-message
 cost and the validation are paid once per event, and no message is shared by two streams.
 
-The next batch is read and classified while one is being written; batches are still stored one at a time, in
-offset order, each acknowledged once stored: at most two are held in memory.
+The next batch is read and classified while one is being written. The sink takes up to `batches_in_flight` at
+once (the streaming sink appends one while the one before waits for its commit) and stores them in offset order,
+each acknowledged once stored: at most one more than that is held in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from functools import partial
 from typing import Sequence, Set
 
@@ -74,7 +76,7 @@ sink = _sink()
 @app.agent(sales_topic, name="sales_intake")
 async def sales_intake(stream: StreamT) -> None:
     log.info("intake: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
-    storing: asyncio.Task[bool] | None = None
+    storing: deque[asyncio.Task[bool]] = deque()  # in batch order
     try:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
                 settings.sink_max_batch, within=settings.sink_flush_seconds):
@@ -83,22 +85,25 @@ async def sales_intake(stream: StreamT) -> None:
             except Exception as exc:
                 await _stop_worker(exc, events)
                 return
-            if storing is not None and not await storing:
+            if len(storing) == sink.batches_in_flight and not await storing.popleft():
                 abandon(app, (e.message for e in events))
                 return
-            storing = asyncio.create_task(_store(stream, batch))
+            storing.append(asyncio.create_task(_store(stream, batch, storing[-1] if storing else None)))
     finally:
-        # Stopping (or crashed): a batch being stored stays unacknowledged, hence replayed, and the sink's
-        # high-water marks make that replay write each event once.
-        if storing is not None:
-            storing.cancel()
+        # Stopping (or crashed): the batches being stored stay unacknowledged, hence replayed, and the sink's
+        # high-water marks (or channels' offset tokens) make that replay write each event once.
+        for task in storing:
+            task.cancel()
 
 
-async def _store(stream: StreamT, batch: Classified) -> bool:
-    """Store a batch, hand the stock movements of its stored events over, then acknowledge it; False when the
-    worker must stop."""
+async def _store(stream: StreamT, batch: Classified, previous: asyncio.Task[bool] | None) -> bool:
+    """Store a batch, hand the stock movements of its stored events over once the batch before has handed its
+    own (the stock applies a source partition's movements in offset order, skipping older ones as replays), then
+    acknowledge it; False when the worker must stop."""
     try:
         outcome = await sink.store(batch)
+        if previous is not None and not await asyncio.shield(previous):
+            raise SinkStopped("the batch before this one was not stored")
         await send_movements((a.valid, a.event) for a in outcome.stored)
         abandon(app, (e.message for e in batch.events if e.message.partition in outcome.abandoned))
     except SinkStopped as stopped:

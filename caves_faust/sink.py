@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable, Iterable, Protocol, Sequence, TypeVar
+from typing import Awaitable, Callable, ClassVar, Iterable, Protocol, Sequence, TypeVar
 
 from aiokafka.errors import KafkaError
 from faust.types import EventT
@@ -124,6 +124,8 @@ class SnowflakeSink:
     _high_waters: dict[int, int | None] = field(default_factory=dict)
     _bootstrapped: bool = False
     _answering: bool = False  # whether the last Snowflake call succeeded
+
+    batches_in_flight: ClassVar[int] = 1  # one transaction at a time: each batch reads the marks the last moved
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: re-read these partitions' high-water marks and DLQ tails before writing them again."""

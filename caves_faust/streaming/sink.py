@@ -8,6 +8,11 @@ letters to the DLQ topic: rows first, so that a writer fenced out of a partition
 new owner does, the DLQ tail telling which are there already). A replayed dead letter is stored once
 (replays.py); its DLQ_EVENTS row is marked REPLAYED once its row committed.
 
+Two batches may be in the sink at once (`batches_in_flight`): the next one is appended while this one waits for
+its commit (about a second), which would otherwise be the pipe's pace. They go to each pipe's channels one at a
+time and in batch order, the next only once this one's rows were all handed over with nothing reopened since
+(`_Turn`), and come out in batch order: a batch whose predecessor failed is not acknowledged.
+
 Outages are retried with capped backoff, after which the channels are reopened and their tokens read again. A
 partition fenced out while still assigned waits for the consumer to learn it was revoked (`_settle_fenced`); rows
 the service counts as errors are dead-lettered as `snowflake_rejected`.
@@ -20,7 +25,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, ClassVar, Iterable, Sequence, TypeVar
 
 from aiokafka.errors import KafkaError
 
@@ -28,7 +33,7 @@ from caves_faust import dlq_events, metrics
 from caves_faust.dlq import DeadLetter, DeadLetters
 from caves_faust.received import Received
 from caves_faust.replays import Copies, first_copies, for_stock, origins, replayed_letters, stored_copies
-from caves_faust.retry import Backoff, RetryPolicy
+from caves_faust.retry import Backoff, RetryPolicy, SinkStopped
 from caves_faust.sink import Stored, count_snowflake_retry, or_minus_one, record_batch
 from caves_faust.streaming.channels import ChannelFenced, StreamingRefused, StreamingUnavailable
 from caves_faust.streaming.writer import StreamingWriter, StreamRow, Written
@@ -52,6 +57,29 @@ class _Rows:
     seconds: float = 0.0
 
 
+@dataclass(eq=False)
+class _Turn:
+    """A batch's place in the order batches go to the channels and come out of the sink."""
+
+    previous: _Turn | None
+    # id(writer) -> the writer's epoch when all the batch's rows for it were handed over (None: it had none)
+    handed: dict[int, int | None] = field(default_factory=dict)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    stored: bool = False
+
+    def may_append(self, writer: StreamingWriter) -> bool:
+        """Whether this batch may go to the writer's channels: the one before is out of the sink, or all its rows
+        went to these channels and none was reopened or dropped since (they commit in the order given)."""
+        previous = self.previous
+        if previous is None or previous.finished.is_set():
+            return True
+        handed = previous.handed.get(id(writer), -1)
+        return handed is None or handed == writer.epoch
+
+    def previous_failed(self) -> bool:
+        return self.previous is not None and self.previous.finished.is_set() and not self.previous.stored
+
+
 @dataclass
 class StreamingSink:
     rows: StreamingWriter  # RAW_EVENTS_STREAM's channels
@@ -69,6 +97,9 @@ class StreamingSink:
     _assignments: Counter[int] = field(default_factory=Counter)  # partition -> times revoked or assigned
     _bootstrapped: bool = False
     _warehouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one connection: one caller at a time
+    _last: _Turn | None = None  # the last batch that came in
+
+    batches_in_flight: ClassVar[int] = 2
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: reopen these partitions' channels and re-read their DLQ tails before writing them again."""
@@ -79,11 +110,29 @@ class StreamingSink:
         self.dead_letters.forget(partitions)
 
     async def store(self, batch: Classified) -> Stored:
-        """Store a classified batch durably; returns only when done (retrying through outages)."""
+        """Store a classified batch durably; returns only when done (retrying through outages). Called in batch
+        order, at most `batches_in_flight` at once."""
+        previous = self._last
+        # A batch stored is out of the way; one that failed stays in the way of every later one.
+        turn = self._last = _Turn(None if previous is None or previous.finished.is_set() and previous.stored
+                                  else previous)
+        try:
+            outcome = await self._store(batch, turn)
+            turn.stored = True
+            return outcome
+        finally:
+            await asyncio.shield(self._finish(turn))
+
+    async def _store(self, batch: Classified, turn: _Turn) -> Stored:
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
         lost: set[int] = set()  # fenced out, and another worker holds them now: their events are not ours
-        rows, _ = await _together(self._append_rows(batch.accepted, lost), self._append_letters(batch.letters, lost))
+        rows, _ = await _together(self._append_rows(batch.accepted, lost, turn),
+                                  self._append_letters(batch.letters, lost, turn))
+        if turn.previous is not None:
+            await turn.previous.finished.wait()
+        if turn.previous_failed():
+            raise SinkStopped("the batch before this one was not stored")
         refused = {id(d.event) for d in rows.rejections}
         kept = [a for a in batch.accepted if a.partition not in lost and id(a.event) not in refused]
         stored = for_stock(kept, rows.replayed)
@@ -104,7 +153,16 @@ class StreamingSink:
                         "leaving their events to the new owner", sorted(lost))
         return outcome
 
-    async def _append_rows(self, accepted: list[Accepted], lost: set[int]) -> _Rows:
+    async def _finish(self, turn: _Turn) -> None:
+        """Out of the sink, stored or not: the next batch may append and come out (or learn it may not)."""
+        if turn.stored:
+            turn.previous = None  # nothing to hold on to
+        turn.finished.set()
+        for writer in (self.rows, self.letters):
+            async with writer.turn:
+                writer.turn.notify_all()
+
+    async def _append_rows(self, accepted: list[Accepted], lost: set[int], turn: _Turn) -> _Rows:
         """The rows their channels have not committed, first copies of replayed letters only, appended and
         committed; the ones the service refused found."""
         done = _Rows()
@@ -114,7 +172,7 @@ class StreamingSink:
             done.replayed = await self._in_warehouse(stored_copies, self.warehouse, origins(accepted))
             return first_copies(fresh, done.replayed)
 
-        async def committed_now(appended: list[Accepted], result: Written) -> None:
+        async def committed_now(appended: list[Accepted], result: Written) -> dict[int, int]:
             # Errors included: they are found before anything else happens (the token now covers them).
             rejections = await self._rejections(appended, result)
             ids = {id(d.event) for d in rejections}
@@ -123,62 +181,83 @@ class StreamingSink:
             done.written += stored
             for event_type, count in Counter(a.valid.event.event_type for a in stored).items():
                 metrics.events_inserted.labels(event_type=event_type).inc(count)
+            return Counter(d.partition for d in rejections)
 
-        await self._append(self.rows, accepted, Accepted.stream_row, lost, first_of_replays, committed_now)
+        await self._append(self.rows, turn, accepted, Accepted.stream_row, lost, first_of_replays, committed_now)
         metrics.snowflake_up.set(1)
         metrics.last_commit_timestamp.set(time.time())
         done.seconds = time.perf_counter() - started
         metrics.insert_duration.observe(done.seconds)
         return done
 
-    async def _append_letters(self, letters: list[DeadLetter], lost: set[int]) -> None:
+    async def _append_letters(self, letters: list[DeadLetter], lost: set[int], turn: _Turn) -> None:
         """The letters their DLQ_EVENTS channels have not committed, appended and committed."""
 
         async def all_of_them(fresh: list[DeadLetter], committed: dict[int, int | None]) -> list[DeadLetter]:
             return fresh
 
-        async def committed_now(appended: list[DeadLetter], result: Written) -> None:
+        async def committed_now(appended: list[DeadLetter], result: Written) -> dict[int, int]:
             for partition, (count, message) in result.errors.items():  # a table altered since the worker made it
                 log.error("sink: Snowpipe Streaming refused %d DLQ_EVENTS rows of partition %d (their letters go to "
                           "the DLQ topic all the same): %s", count, partition, message)
+            return {partition: count for partition, (count, _) in result.errors.items()}
 
         if letters:
-            await self._append(self.letters, letters, dlq_events.stream_row, lost, all_of_them, committed_now)
+            await self._append(self.letters, turn, letters, dlq_events.stream_row, lost, all_of_them, committed_now)
+        else:
+            turn.handed[id(self.letters)] = None  # nothing of this batch's for the next one to follow
 
-    async def _append(self, writer: StreamingWriter, items: Sequence[R], row: Callable[[R], StreamRow],
+    async def _append(self, writer: StreamingWriter, turn: _Turn, items: Sequence[R], row: Callable[[R], StreamRow],
                       lost: set[int], narrow: Callable[[list[R], dict[int, int | None]], Awaitable[list[R]]],
-                      committed_now: Callable[[list[R], Written], Awaitable[None]]) -> None:
-        """Append the items above their channels' committed offsets (as `narrow` keeps them) and wait for the
-        commit, through outages and fencing; `committed_now` is told what each round committed. Partitions fenced
-        out that another worker holds now are added to `lost`."""
+                      committed_now: Callable[[list[R], Written], Awaitable[dict[int, int]]]) -> None:
+        """Append the items above their channels' committed offsets (as `narrow` keeps them), in the batch's turn,
+        and wait for the commit, through outages and fencing; `committed_now` is told what each round committed and
+        says how many of the errors reported were the batch's own. Partitions fenced out that another worker holds
+        now are added to `lost`."""
         backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)  # Snowpipe Streaming
         held: dict[int, tuple[float, int]] = {}  # fenced out, still assigned to us: since when, at which assignment
         while True:
             self._settle_fenced(writer, held, lost)
             partitions = {i.partition for i in items} - lost - held.keys()
             assignments = self._assignments.copy()  # a rebalance during the write changes them
+            generation = writer.generation
             try:
-                await self._bootstrap()
-                committed = await writer.committed(partitions)
-                lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
-                fresh = await narrow([i for i in items if i.partition in committed
-                                      and i.offset > or_minus_one(committed[i.partition])], committed)
-                result = await writer.write([row(i) for i in fresh])
+                async with writer.turn:
+                    await writer.turn.wait_for(lambda: turn.may_append(writer))
+                    if turn.previous_failed():
+                        raise SinkStopped("the batch before this one was not stored")
+                    generation = writer.generation
+                    await self._bootstrap()
+                    committed = await writer.committed(partitions)
+                    lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
+                    fresh = await narrow([i for i in items if i.partition in committed
+                                          and i.offset > or_minus_one(committed[i.partition])], committed)
+                    appended = await writer.append([row(i) for i in fresh])
+                    turn.handed[id(writer)] = writer.epoch
+                    writer.turn.notify_all()
+                result = await writer.until_committed(appended)
             except (StreamingUnavailable, StreamingRefused, *WAREHOUSE_ERRORS) as exc:
-                writer.reset()  # what was in flight may or may not be committed: read the tokens again
-                async with self._warehouse_lock:
-                    self.warehouse.reset()
+                await self._reset(writer, generation)
                 metrics.snowflake_up.set(0)
                 metrics.snowflake_failures.labels(reason="outage").inc()
                 await backoff.retry("outage", exc, self.what_to_check if is_content_error(exc) else "")
                 continue
-            await committed_now([i for i in fresh if i.partition not in result.fenced], result)
+            writer.accounted(appended, await committed_now([i for i in fresh if i.partition not in result.fenced],
+                                                           result))
             for partition in result.fenced:
                 held.setdefault(partition, (time.monotonic(), assignments[partition]))
             if not held:
                 break
             await backoff.retry("fenced", ChannelFenced(f"channels of partitions {sorted(held)} reopened elsewhere"))
         backoff.succeeded()
+
+    async def _reset(self, writer: StreamingWriter, generation: int) -> None:
+        """What was in flight may or may not be committed: read the tokens again (once, whichever batch saw it)."""
+        async with writer.turn:
+            if writer.generation == generation:
+                writer.reset()
+        async with self._warehouse_lock:
+            self.warehouse.reset()
 
     def _settle_fenced(self, writer: StreamingWriter, held: dict[int, tuple[float, int]], lost: set[int]) -> None:
         """A partition fenced out while assigned to us is the new owner's once a rebalance starts or went by (a

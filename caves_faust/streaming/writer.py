@@ -3,12 +3,15 @@ group, the topic and the partition, whose offset token is the Kafka offset of th
 
 - `committed` opens a partition's channel (fencing out any previous writer) and reads what it has committed: what
   that token covers is never appended again, whatever crashed, restarted or rebalanced before.
-- `write` appends each partition's rows in offset order and returns only once every channel's committed token
-  covers them: only then may their events be acknowledged to Kafka.
+- `append` hands each partition's rows to its channel in offset order; `until_committed` returns once every
+  channel's committed token covers them: only then may their events be acknowledged to Kafka. A batch may be
+  appended while the one before waits for its commit (`turn`, `epoch`): a channel commits in the order it was
+  given, so that is safe as long as nothing reopened or dropped a channel in between.
 - A channel reopened by someone else refuses our appends: its partition is reported fenced out and left alone
   until it is assigned to us again (`forget`), never retried as if the service were down.
 - After an outage or a commit that does not come, what was in flight may or may not be committed: the caller
-  `reset`s, which reopens every channel at its next use and reads its token again.
+  `reset`s, which reopens every channel at its next use and reads its token again; a wait on rows appended before
+  a reset raises `StreamingUnavailable` (they may be gone).
 """
 
 from __future__ import annotations
@@ -55,7 +58,20 @@ class Written:
 class PartitionChannel:
     channel: OpenChannel
     committed: int | None
-    error_count: int
+    error_count: int  # the service's error count, up to what the batches appended here accounted for
+    errors_seen: int  # the highest error count the service reported
+    awaiting: int = 0  # batches appended here whose errors are not accounted for yet
+
+
+@dataclass
+class Appended:
+    """A batch's rows handed to their channels, not known to be committed yet."""
+
+    generation: int  # the writer's resets before the append
+    ends: dict[int, int] = field(default_factory=dict)  # partition -> last offset appended
+    counts: dict[int, int] = field(default_factory=dict)  # partition -> rows appended
+    states: dict[int, PartitionChannel] = field(default_factory=dict)  # the channels appended to
+    written: Written = field(default_factory=Written)
 
 
 class StreamingWriter:
@@ -65,6 +81,9 @@ class StreamingWriter:
         self.commit_timeout_seconds = commit_timeout_seconds
         self._channels: dict[int, PartitionChannel] = {}
         self._fenced: set[int] = set()
+        self.turn = asyncio.Condition()  # one batch appends at a time, in batch order (the sink sees to the order)
+        self.generation = 0  # resets: rows appended before one may be gone
+        self.epoch = 0  # resets, forgotten and fenced partitions: a batch appended before one is not followed
 
     def channel_name(self, partition: int) -> str:
         return f"{self.channel_prefix}_{partition}"
@@ -76,79 +95,107 @@ class StreamingWriter:
             channel, status = await self.client.open(self.channel_name(partition))
             token = status.committed_offset_token
             self._channels[partition] = PartitionChannel(channel, None if token is None else int(token),
-                                                         status.rows_error_count)
+                                                         status.rows_error_count, status.rows_error_count)
         return {p: self._channels[p].committed for p in partitions if p in self._channels}
 
     async def write(self, rows: list[StreamRow]) -> Written:
-        """Append the rows (each partition's in offset order, above its committed offset) and wait for their
-        commit. Raises StreamingUnavailable when the service fails or the commit does not come in time."""
-        written = Written()
-        appended: dict[int, int] = {}  # partition -> end offset token appended
-        parts = _by_partition(rows)
-        for partition, part in parts.items():
-            if partition in self._fenced:
-                written.fenced.add(partition)
+        """Append the rows and wait for their commit (then their errors count as accounted for)."""
+        appended = await self.append(rows)
+        written = await self.until_committed(appended)
+        self.accounted(appended, {p: count for p, (count, _) in written.errors.items()})
+        return written
+
+    async def append(self, rows: list[StreamRow]) -> Appended:
+        """Hand the rows to their channels (each partition's in offset order, above its committed offset); a
+        partition whose channel is fenced out or was forgotten since `committed` is reported fenced. Raises
+        StreamingUnavailable when the service fails."""
+        appended = Appended(self.generation)
+        for partition, part in _by_partition(rows).items():
+            state = self._channels.get(partition)
+            if state is None:
+                appended.written.fenced.add(partition)
                 continue
-            state = self._channels[partition]
             try:
                 for chunk in _chunks(part):
                     body = "".join(r.line + "\n" for r in chunk).encode()
                     await self.client.append(state.channel, body, str(chunk[0].offset), str(chunk[-1].offset))
-                    written.uncompressed_bytes += len(body)
+                    appended.written.uncompressed_bytes += len(body)
                     metrics.streaming_bytes.inc(len(body))
             except ChannelFenced as exc:
                 log.warning("streaming: channel %s fenced out: %s", state.channel.name, exc)
                 self.fence(partition)
-                written.fenced.add(partition)
+                appended.written.fenced.add(partition)
                 continue
-            appended[partition] = part[-1].offset
-        await self._until_committed(appended, written)
-        written.rows = sum(len(parts[p]) for p in appended if p not in written.fenced)
+            appended.ends[partition], appended.counts[partition] = part[-1].offset, len(part)
+            appended.states[partition] = state
+            state.awaiting += 1
+        return appended
+
+    async def until_committed(self, appended: Appended) -> Written:
+        """Wait until every channel's committed token covers the rows appended; per partition, the rows the
+        service counted as errors since the last accounted for (some may be a later batch's: `accounted`).
+        Raises StreamingUnavailable when the commit does not come in time or the writer was reset since."""
+        written = appended.written
+        deadline = time.monotonic() + self.commit_timeout_seconds
+        waiting = dict(appended.ends)
+        while True:
+            if self.generation != appended.generation:
+                raise StreamingUnavailable("channels reopened after an outage before the rows were seen committed")
+            for partition in [p for p in waiting if self._channels.get(p) is not appended.states[p]]:
+                written.fenced.add(partition)  # forgotten meanwhile (a rebalance) or fenced out
+                del waiting[partition]
+            if not waiting:
+                break
+            names = {self.channel_name(p): p for p in waiting}
+            statuses = await self.client.statuses(list(names))
+            for name, status in statuses.items():
+                partition = names[name]
+                state = appended.states[partition]
+                token = status.committed_offset_token
+                if token is None or int(token) < waiting[partition] or self._channels.get(partition) is not state:
+                    continue  # not yet, or forgotten while we asked: handled at the next round
+                state.committed = max(int(token), state.committed if state.committed is not None else -1)
+                state.errors_seen = max(state.errors_seen, status.rows_error_count)
+                if status.rows_error_count > state.error_count:
+                    written.errors[partition] = (status.rows_error_count - state.error_count,
+                                                 status.last_error_message or "")
+                del waiting[partition]
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                raise StreamingUnavailable(f"channels {sorted(names)} did not commit within "
+                                           f"{self.commit_timeout_seconds:.0f}s")
+            await asyncio.sleep(POLL_SECONDS)
+        written.rows = sum(appended.counts[p] for p in appended.ends if p not in written.fenced)
         return written
+
+    def accounted(self, appended: Appended, errors: dict[int, int]) -> None:
+        """The caller found `errors` (partition -> rows) of the errors reported among the batch's own rows. Once
+        no other batch awaits on a channel, every error it reported is accounted for."""
+        for partition, state in appended.states.items():
+            if self._channels.get(partition) is not state:
+                continue
+            state.awaiting -= 1
+            found = state.error_count + errors.get(partition, 0)
+            state.error_count = min(found, state.errors_seen) if state.awaiting else state.errors_seen
 
     def fence(self, partition: int) -> None:
         self._channels.pop(partition, None)
         self._fenced.add(partition)
+        self.epoch += 1
 
     def forget(self, partitions: set[int]) -> None:
         """These partitions were revoked or assigned: read their channels again before writing them."""
         for partition in partitions:
             self._channels.pop(partition, None)
             self._fenced.discard(partition)
+        self.epoch += 1
 
     def reset(self) -> None:
         """After an outage: reopen every channel (not the fenced ones) and read its committed token again."""
         self._channels.clear()
-
-    async def _until_committed(self, appended: dict[int, int], written: Written) -> None:
-        deadline = time.monotonic() + self.commit_timeout_seconds
-        waiting = dict(appended)
-        while waiting:
-            for partition in [p for p in waiting if p not in self._channels]:  # forgotten meanwhile: a rebalance
-                written.fenced.add(partition)
-                del waiting[partition]
-            if not waiting:
-                return
-            names = {self.channel_name(p): p for p in waiting}
-            for name, status in (await self.client.statuses(list(names))).items():
-                partition = names[name]
-                token = status.committed_offset_token
-                if token is None or int(token) < waiting[partition]:
-                    continue
-                state = self._channels.get(partition)
-                if state is None:  # forgotten while we asked: handled at the next round
-                    continue
-                if status.rows_error_count > state.error_count:
-                    written.errors[partition] = (status.rows_error_count - state.error_count,
-                                                 status.last_error_message or "")
-                state.committed, state.error_count = int(token), status.rows_error_count
-                del waiting[partition]
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                raise StreamingUnavailable(f"channels {sorted(names)} did not commit within "
-                                           f"{self.commit_timeout_seconds:.0f}s")
-            await asyncio.sleep(POLL_SECONDS)
+        self.generation += 1
+        self.epoch += 1
 
 
 def _by_partition(rows: list[StreamRow]) -> dict[int, list[StreamRow]]:
