@@ -39,6 +39,20 @@ def database(stack: Stack) -> str:
     return name
 
 
+@pytest.fixture
+async def writer_for(stack: Stack, database: str):
+    """StreamingWriter(prefix) on a client of its own, closed after the test."""
+    clients: list[StreamingClient] = []
+
+    def make(channel_prefix: str) -> StreamingWriter:
+        clients.append(client(stack, database))
+        return StreamingWriter(clients[-1], channel_prefix, commit_timeout_seconds=30)
+
+    yield make
+    for opened in clients:
+        await opened.close()
+
+
 def client(stack: Stack, database: str) -> StreamingClient:
     credentials = Credentials(f"http://127.0.0.1:{stack.snowflake.port}", "http", None)
     return StreamingClient(credentials, database, "RAW_DATA", PIPE, timeout_seconds=10)
@@ -145,51 +159,38 @@ async def test_a_restarted_writer_resumes_after_the_committed_tokens_and_a_zombi
         await second.close()
 
 
-async def test_a_write_reports_the_rows_the_service_counted_as_errors(stack, database):
-    writer_client = client(stack, database)
-    writer = StreamingWriter(writer_client, "errors", commit_timeout_seconds=30)
-    try:
-        await writer.committed({2})
-        rows = stream_rows(2, range(0, 3)) + stream_rows(2, range(3, 4), PRODUCT_ID=10**40)
-        written = await writer.write(rows)
-        assert written.errors[2][0] == 1 and "out of range" in written.errors[2][1]
-        assert written.uncompressed_bytes == sum(len(r.line) + 1 for r in rows)
-    finally:
-        await writer_client.close()
+async def test_a_write_reports_the_rows_the_service_counted_as_errors(writer_for):
+    writer = writer_for("errors")
+    await writer.committed({2})
+    rows = stream_rows(2, range(0, 3)) + stream_rows(2, range(3, 4), PRODUCT_ID=10**40)
+    written = await writer.write(rows)
+    assert written.errors[2][0] == 1 and "out of range" in written.errors[2][1]
+    assert written.uncompressed_bytes == sum(len(r.line) + 1 for r in rows)
 
 
-async def test_a_batch_appended_while_the_one_before_waits_has_its_errors_found_by_its_own_wait(stack, database):
-    writer_client = client(stack, database)
-    writer = StreamingWriter(writer_client, "pipelined", commit_timeout_seconds=30)
-    try:
-        await writer.committed({4})
-        first = await writer.append(stream_rows(4, range(0, 3)))
-        second = await writer.append(stream_rows(4, range(3, 5)) + stream_rows(4, range(5, 6), PRODUCT_ID=10**40))
-        # The first batch's wait ends once its rows committed; the second's error may be counted by then.
-        first_written = await writer.until_committed(first)
-        writer.accounted(first, {})  # none of the first batch's rows is missing
-        second_written = await writer.until_committed(second)
-        assert first_written.rows == 3 and second_written.rows == 3
-        assert second_written.errors[4][0] == 1 and "out of range" in second_written.errors[4][1]
-        writer.accounted(second, {4: 1})
-        third = await writer.write(stream_rows(4, range(6, 7)))
-        assert third.errors == {}  # every error reported is accounted for now
-        stored_offsets = stack.query(database, "SELECT EVENT_METADATA:offset::INTEGER FROM RAW_EVENTS_STREAM "
-                                               "ORDER BY 1")
-        assert [r[0] for r in stored_offsets] == [0, 1, 2, 3, 4, 6]
-    finally:
-        await writer_client.close()
+async def test_a_batch_appended_behind_another_finds_its_own_errors(stack, database, writer_for):
+    writer = writer_for("pipelined")
+    await writer.committed({4})
+    first = await writer.append(stream_rows(4, range(0, 3)))
+    second = await writer.append(stream_rows(4, range(3, 5)) + stream_rows(4, range(5, 6), PRODUCT_ID=10**40))
+    # The first batch's wait ends once its rows committed; the second's error may be counted by then.
+    first_written = await writer.until_committed(first)
+    writer.accounted(first, {})  # none of the first batch's rows is missing
+    second_written = await writer.until_committed(second)
+    assert first_written.rows == 3 and second_written.rows == 3
+    assert second_written.errors[4][0] == 1 and "out of range" in second_written.errors[4][1]
+    writer.accounted(second, {4: 1})
+    third = await writer.write(stream_rows(4, range(6, 7)))
+    assert third.errors == {}  # every error reported is accounted for now
+    stored_offsets = stack.query(database, "SELECT EVENT_METADATA:offset::INTEGER FROM RAW_EVENTS_STREAM ORDER BY 1")
+    assert [r[0] for r in stored_offsets] == [0, 1, 2, 3, 4, 6]
 
 
-async def test_a_wait_on_rows_appended_before_a_reset_fails_rather_than_trusting_the_old_channel(stack, database):
-    writer_client = client(stack, database)
-    writer = StreamingWriter(writer_client, "reset", commit_timeout_seconds=30)
-    try:
-        await writer.committed({5})
-        appended = await writer.append(stream_rows(5, range(0, 2)))
-        writer.reset()  # an outage seen by the batch before: the channels are reopened
-        with pytest.raises(StreamingUnavailable, match="reopened"):
-            await writer.until_committed(appended)
-        assert await writer.committed({5}) in ({5: None}, {5: 1})  # the token says what came of them
-    finally:
-        await writer_client.close()
+async def test_a_wait_on_rows_appended_before_a_reset_fails_rather_than_trusting_the_old_channel(writer_for):
+    writer = writer_for("reset")
+    await writer.committed({5})
+    appended = await writer.append(stream_rows(5, range(0, 2)))
+    writer.reset()  # an outage seen by the batch before: the channels are reopened
+    with pytest.raises(StreamingUnavailable, match="reopened"):
+        await writer.until_committed(appended)
+    assert await writer.committed({5}) in ({5: None}, {5: 1})  # the token says what came of them
