@@ -27,6 +27,7 @@ SOAK_EVENTS = 1_000_000
 SOAK_CHUNK = 100_000
 
 
+# Every run names its sink mode: the default depends on the account (streaming for the embedded Snowflake).
 WAREHOUSE = {"SINK_MODE": "warehouse"}
 STREAMING = {"SINK_MODE": "streaming"}
 
@@ -172,14 +173,14 @@ def _line(figures: dict[str, float]) -> str:
 def bench_latency(bench: BenchStack) -> None:
     """Kafka timestamp -> INGESTION_TIME at a steady LATENCY_RATE events/s: in a quiet steady state, and right
     after the worker caught up a BACKLOG_EVENTS backlog (the first LATENCY_SECONDS after it), p50/p95/p99."""
-    steady_pipeline = bench.pipeline("bench_latency")
+    steady_pipeline = bench.pipeline("bench_latency", **WAREHOUSE)
     steady_conn = bench.stack.snowflake_connection(steady_pipeline.database)
     worker = steady_pipeline.worker().start()
     steady = steady_phase(bench, steady_pipeline, steady_conn, seed=7, expected_rows=LATENCY_RATE * LATENCY_SECONDS)
     worker.stop()
     steady_conn.close()
 
-    backlog_pipeline = bench.pipeline("bench_latency_backlog")
+    backlog_pipeline = bench.pipeline("bench_latency_backlog", **WAREHOUSE)
     backlog_conn = bench.stack.snowflake_connection(backlog_pipeline.database)
     produce(bench.stack.bootstrap, backlog_pipeline.sales_topic, messages(BACKLOG_EVENTS, seed=8))
     worker = backlog_pipeline.worker().start(wait_assigned=False)
@@ -194,8 +195,9 @@ def bench_latency(bench: BenchStack) -> None:
 
 
 def bench_memory(bench: BenchStack) -> None:
-    """Worker RSS over a SOAK_EVENTS run, produced while the worker consumes: does it stay flat?"""
-    pipeline = bench.pipeline("bench_soak")
+    """Worker RSS over a SOAK_EVENTS run in warehouse mode, produced while the worker consumes: does it stay
+    flat?"""
+    pipeline = bench.pipeline("bench_soak", **WAREHOUSE)
     conn = bench.stack.snowflake_connection(pipeline.database)
     worker = pipeline.worker().start()
     samples: list[tuple[int, float]] = []
