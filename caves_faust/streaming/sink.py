@@ -44,6 +44,9 @@ from caves_faust.warehouse import WAREHOUSE_ERRORS, Warehouse, is_content_error
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Received)
+
+# Why rows are looked up that committed while the worker could not watch (an outage during the wait).
+UNWATCHED = "refused by Snowpipe Streaming while the worker could not watch the commit (an outage)"
 T = TypeVar("T")
 
 
@@ -198,8 +201,9 @@ class StreamingSink:
 
         async def committed_now(appended: list[DeadLetter], result: Written) -> dict[int, int]:
             for partition, (count, message) in result.errors.items():  # a table altered since the worker made it
-                log.error("sink: Snowpipe Streaming refused %d DLQ_EVENTS rows of partition %d (their letters go to "
-                          "the DLQ topic all the same): %s", count, partition, message)
+                if count:  # 0: rows committed while nobody watched, their errors not counted for us
+                    log.error("sink: Snowpipe Streaming refused %d DLQ_EVENTS rows of partition %d (their letters go "
+                              "to the DLQ topic all the same): %s", count, partition, message)
             return {partition: count for partition, (count, _) in result.errors.items()}
 
         if letters:
@@ -216,6 +220,7 @@ class StreamingSink:
         now are added to `lost`."""
         backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)  # Snowpipe Streaming
         held: dict[int, tuple[float, int]] = {}  # fenced out, still assigned to us: since when, at which assignment
+        unseen: list[R] = []  # appended, but the wait for their commit failed: stored or refused, nobody knows yet
         while True:
             self._settle_fenced(writer, held, lost)
             partitions = {i.partition for i in items} - lost - held.keys()
@@ -226,22 +231,33 @@ class StreamingSink:
                     await writer.turn.wait_for(lambda: turn.may_append(writer))
                     if turn.previous_failed():
                         raise SinkStopped("the batch before this one was not stored")
-                    generation = writer.generation
+                    generation, epoch = writer.generation, writer.epoch
                     await self._bootstrap()
                     committed = await writer.committed(partitions)
                     lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
+                    covered = [i for i in unseen if i.partition in committed
+                               and i.offset <= or_minus_one(committed[i.partition])]
                     fresh = await narrow([i for i in items if i.partition in committed
                                           and i.offset > or_minus_one(committed[i.partition])], committed)
+                    unseen = covered + fresh  # the covered ones until looked up, the fresh ones until seen committed
                     appended = await writer.append([row(i) for i in fresh])
-                    turn.handed[id(writer)] = writer.epoch
-                    writer.turn.notify_all()
+                    if not held and not appended.written.fenced and writer.epoch == epoch:
+                        turn.handed[id(writer)] = epoch  # all handed over, nothing reopened: the next may follow
+                        writer.turn.notify_all()
+                if covered:  # committed while nobody watched: which of them the service refused is found now
+                    await committed_now(covered, Written(errors={i.partition: (0, UNWATCHED) for i in covered}))
+                unseen = fresh
                 result = await writer.until_committed(appended)
             except (StreamingUnavailable, StreamingRefused, *WAREHOUSE_ERRORS) as exc:
-                await self._reset(writer, generation)
+                if isinstance(exc, (StreamingUnavailable, StreamingRefused)):  # a warehouse error appended nothing
+                    await self._reset(writer, generation)
+                async with self._warehouse_lock:
+                    self.warehouse.reset()
                 metrics.snowflake_up.set(0)
                 metrics.snowflake_failures.labels(reason="outage").inc()
                 await backoff.retry("outage", exc, self.what_to_check if is_content_error(exc) else "")
                 continue
+            unseen = []
             writer.accounted(appended, await committed_now([i for i in fresh if i.partition not in result.fenced],
                                                            result))
             for partition in result.fenced:
@@ -256,8 +272,6 @@ class StreamingSink:
         async with writer.turn:
             if writer.generation == generation:
                 writer.reset()
-        async with self._warehouse_lock:
-            self.warehouse.reset()
 
     def _settle_fenced(self, writer: StreamingWriter, held: dict[int, tuple[float, int]], lost: set[int]) -> None:
         """A partition fenced out while assigned to us is the new owner's once a rebalance starts or went by (a
@@ -277,13 +291,17 @@ class StreamingSink:
         """The rows the service counted as errors, as dead letters: those of the reporting partitions not in the
         table (one SELECT through the warehouse per such partition: rare, since validation comes first)."""
         letters: list[DeadLetter] = []
-        for partition, (count, message) in result.errors.items():
+        for partition, (_, message) in result.errors.items():
             rows = [a for a in appended if a.partition == partition]
+            offsets = [a.offset for a in rows]
             stored = await self._until_answered(self.warehouse.stored_offsets, self.topic, partition,
-                                                rows[0].offset, rows[-1].offset)
-            log.warning("sink: Snowpipe Streaming refused %d rows of partition %d: %s", count, partition, message)
-            letters += [DeadLetter(a.event, InvalidEvent("snowflake_rejected", message))
-                        for a in rows if a.offset not in stored]
+                                                min(offsets), max(offsets))
+            refused = [DeadLetter(a.event, InvalidEvent("snowflake_rejected", message))
+                       for a in rows if a.offset not in stored]
+            if refused:
+                log.warning("sink: Snowpipe Streaming refused %d rows of partition %d: %s", len(refused), partition,
+                            message)
+            letters += refused
         return letters
 
     async def _file_in_warehouse(self, letters: list[DeadLetter], stored: list[Accepted]) -> None:

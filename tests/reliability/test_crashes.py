@@ -148,6 +148,26 @@ def test_kill_9_inside_a_streaming_append(pipeline, start_worker, stack):
     assert delivered.replays_skipped > 0  # the killed worker's appends committed: their events were skipped
 
 
+def test_a_refused_row_that_committed_while_the_worker_could_not_watch_is_dead_lettered(pipeline, start_worker, stack):
+    # Streaming, products above 999 refused by the table. The answer to the first append is withheld: its rows
+    # commit on the server, one counted as an error, while the worker waits to hear of them, gives up after
+    # SNOWFLAKE_TIMEOUT_SECONDS, reopens the channel and finds them all below its committed token.
+    pipeline.query(DDL[0].replace("PRODUCT_ID INTEGER", "PRODUCT_ID NUMBER(3, 0)"))
+    corpus = (cases(order(n, product=100 + n) for n in range(5)) + cases([order(5, product=1049)], "snowflake_rejected")
+              + cases(order(n, product=100 + n) for n in range(6, 10)))
+    sent = Sent()
+    sent.produce(pipeline, corpus, keys=[b"one-partition"] * len(corpus))
+    trap = AppendTrap(stack.snowflake.port, let_through=0)
+    try:
+        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="streaming", SNOWFLAKE_TIMEOUT_SECONDS="5",
+                              SINK_RETRY_MAX_SECONDS="2")
+        assert trap.held.wait(90), "the batch's append never reached Snowflake"
+        # The refused row is dead-lettered although the restarted channel's error count already includes it.
+        print(assert_exactly_once(pipeline, sent, worker))
+    finally:
+        trap.close()
+
+
 def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker, sink_mode):
     worker = start_worker(SINK_FLUSH_SECONDS="5", SINK_MODE=sink_mode)  # a long timer: SIGTERM lands with a full buffer
     producer = BackgroundProducer(pipeline, mixed_payloads(3000), Sent(), chunk=100, pause=0.05)
