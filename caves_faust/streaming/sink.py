@@ -237,8 +237,9 @@ class StreamingSink:
                     lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
                     covered = [i for i in unseen if i.partition in committed
                                and i.offset <= or_minus_one(committed[i.partition])]
-                    fresh = await narrow([i for i in items if i.partition in committed
-                                          and i.offset > or_minus_one(committed[i.partition])], committed)
+                    handed = writer.handed_over(committed)  # the batch before may carry the same events
+                    fresh = await narrow([i for i in items if i.partition in handed
+                                          and i.offset > or_minus_one(handed[i.partition])], committed)
                     unseen = covered + fresh  # the covered ones until looked up, the fresh ones until seen committed
                     appended = await writer.append([row(i) for i in fresh])
                     if not held and not appended.written.fenced and writer.epoch == epoch:

@@ -194,3 +194,19 @@ async def test_a_wait_on_rows_appended_before_a_reset_fails_rather_than_trusting
     with pytest.raises(StreamingUnavailable, match="reopened"):
         await writer.until_committed(appended)
     assert await writer.committed({5}) in ({5: None}, {5: 1})  # the token says what came of them
+
+
+async def test_what_a_channel_was_handed_counts_as_on_its_way_until_a_reset(writer_for):
+    # After a rebalance Faust may deliver the same events in two batches in flight: the second must not append
+    # again what the first appended, committed or not yet.
+    writer = writer_for("handed")
+    committed = await writer.committed({6})
+    assert writer.handed_over(committed) == {6: None}
+    first = await writer.append(stream_rows(6, range(0, 5)))
+    assert writer.handed_over(await writer.committed({6})) == {6: 4}  # before its commit
+    await writer.until_committed(first)
+    writer.reset()  # reopened: only what committed counts
+    assert writer.handed_over(await writer.committed({6})) == {6: 4}
+    await writer.append(stream_rows(6, range(5, 7)))
+    writer.reset()
+    assert writer.handed_over(await writer.committed({6})) in ({6: 4}, {6: 6})
