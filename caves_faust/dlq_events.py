@@ -82,11 +82,8 @@ def write(cur: Any, letters: list[str], replayed: str, missing_only: bool = Fals
     """Insert the letters (`letter_rows`; with `missing_only`, those not in the table yet) and mark the letters
     replayed (`replayed_sources`): within the batch's transaction (`cur`) in warehouse mode, on their own in
     streaming mode."""
-    bound = ("[" + ",".join(letters) + "]",)
-    if letters and missing_only:
-        cur.execute(INSERT_MISSING_LETTERS, bound)
-    elif letters:
-        cur.execute(INSERT_LETTERS, bound)
+    if letters:
+        cur.execute(INSERT_MISSING_LETTERS if missing_only else INSERT_LETTERS, ("[" + ",".join(letters) + "]",))
     if replayed:
         cur.execute(MARK_REPLAYED, (replayed,))
 
