@@ -11,7 +11,8 @@ new owner does, the DLQ tail telling which are there already). A replayed dead l
 Two batches may be in the sink at once (`batches_in_flight`): the next one is appended while this one waits for
 its commit (about a second), which would otherwise be the pipe's pace. They go to each pipe's channels one at a
 time and in batch order, the next only once this one's rows were all handed over with nothing reopened since
-(`_Turn`), and come out in batch order: a batch whose predecessor failed is not acknowledged.
+(`_Turn`), and come out in batch order (the dead letters' tail state is one sender's at a time): a batch whose
+predecessor failed is not acknowledged.
 
 Outages are retried with capped backoff, after which the channels are reopened and their tokens read again. A
 partition fenced out while still assigned waits for the consumer to learn it was revoked (`_settle_fenced`); rows
@@ -44,10 +45,10 @@ from caves_faust.warehouse import WAREHOUSE_ERRORS, Warehouse, is_content_error
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Received)
+T = TypeVar("T")
 
 # Why rows are looked up that committed while the worker could not watch (an outage during the wait).
 UNWATCHED = "refused by Snowpipe Streaming while the worker could not watch the commit (an outage)"
-T = TypeVar("T")
 
 
 @dataclass
@@ -65,8 +66,8 @@ class _Turn:
     """A batch's place in the order batches go to the channels and come out of the sink."""
 
     previous: _Turn | None
-    # id(writer) -> the writer's epoch when all the batch's rows for it were handed over (None: it had none)
-    handed: dict[int, int | None] = field(default_factory=dict)
+    # writer -> its epoch when all the batch's rows for it were handed over (None: the batch had none for it)
+    handed: dict[StreamingWriter, int | None] = field(default_factory=dict)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     stored: bool = False
 
@@ -76,7 +77,7 @@ class _Turn:
         previous = self.previous
         if previous is None or previous.finished.is_set():
             return True
-        handed = previous.handed.get(id(writer), -1)
+        handed = previous.handed.get(writer, -1)
         return handed is None or handed == writer.epoch
 
     def previous_failed(self) -> bool:
@@ -209,7 +210,7 @@ class StreamingSink:
         if letters:
             await self._append(self.letters, turn, letters, dlq_events.stream_row, lost, all_of_them, committed_now)
         else:
-            turn.handed[id(self.letters)] = None  # nothing of this batch's for the next one to follow
+            turn.handed[self.letters] = None  # nothing of this batch's for the next one to follow
 
     async def _append(self, writer: StreamingWriter, turn: _Turn, items: Sequence[R], row: Callable[[R], StreamRow],
                       lost: set[int], narrow: Callable[[list[R], dict[int, int | None]], Awaitable[list[R]]],
@@ -239,11 +240,11 @@ class StreamingSink:
                                and i.offset <= or_minus_one(committed[i.partition])]
                     handed = writer.handed_over(committed)  # the batch before may carry the same events
                     fresh = await narrow([i for i in items if i.partition in handed
-                                          and i.offset > or_minus_one(handed[i.partition])], committed)
+                                          and i.offset > handed[i.partition]], committed)
                     unseen = covered + fresh  # the covered ones until looked up, the fresh ones until seen committed
                     appended = await writer.append([row(i) for i in fresh])
                     if not held and not appended.written.fenced and writer.epoch == epoch:
-                        turn.handed[id(writer)] = epoch  # all handed over, nothing reopened: the next may follow
+                        turn.handed[writer] = epoch  # all handed over, nothing reopened: the next may follow
                         writer.turn.notify_all()
                 if covered:  # committed while nobody watched: which of them the service refused is found now
                     await committed_now(covered, Written(errors={i.partition: (0, UNWATCHED) for i in covered}))

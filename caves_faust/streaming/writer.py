@@ -61,7 +61,7 @@ class PartitionChannel:
     error_count: int  # the service's error count, up to what the batches appended here accounted for
     errors_seen: int  # the highest error count the service reported
     awaiting: int = 0  # batches appended here whose errors are not accounted for yet
-    appended: int | None = None  # the last offset appended through this channel
+    appended: int = -1  # the last offset appended through this channel (-1: none)
 
 
 @dataclass
@@ -99,19 +99,11 @@ class StreamingWriter:
                                                          status.rows_error_count, status.rows_error_count)
         return {p: self._channels[p].committed for p in partitions if p in self._channels}
 
-    def handed_over(self, committed: dict[int, int | None]) -> dict[int, int | None]:
+    def handed_over(self, committed: dict[int, int | None]) -> dict[int, int]:
         """Per partition of `committed` (as `committed` returned it), the last offset committed or appended since
-        the channel was opened: rows at or below it are stored or on their way (a Kafka replay of them, in the
-        batch after the one appending them, must not be appended again)."""
-        return {p: max(o, self._channels[p].appended or -1) if o is not None else self._channels[p].appended
-                for p, o in committed.items()}
-
-    async def write(self, rows: list[StreamRow]) -> Written:
-        """Append the rows and wait for their commit (then their errors count as accounted for)."""
-        appended = await self.append(rows)
-        written = await self.until_committed(appended)
-        self.accounted(appended, {p: count for p, (count, _) in written.errors.items()})
-        return written
+        the channel was opened (-1: none): rows at or below it are stored or on their way (a Kafka replay of them,
+        in the batch after the one appending them, must not be appended again)."""
+        return {p: max(-1 if token is None else token, self._channels[p].appended) for p, token in committed.items()}
 
     async def append(self, rows: list[StreamRow]) -> Appended:
         """Hand the rows to their channels (each partition's in offset order, above its committed offset); a
