@@ -83,7 +83,11 @@ def write(cur: Any, letters: list[str], replayed: str, missing_only: bool = Fals
     replayed (`replayed_sources`): within the batch's transaction (`cur`) in warehouse mode, on their own in
     streaming mode."""
     if letters:
-        cur.execute(INSERT_MISSING_LETTERS if missing_only else INSERT_LETTERS, ("[" + ",".join(letters) + "]",))
+        array = ("[" + ",".join(letters) + "]",)
+        if missing_only:  # one constant statement per execute: the SQL check reads them
+            cur.execute(INSERT_MISSING_LETTERS, array)
+        else:
+            cur.execute(INSERT_LETTERS, array)
     if replayed:
         cur.execute(MARK_REPLAYED, (replayed,))
 
