@@ -1,4 +1,5 @@
-"""How snowflake-connector-python is imported in a caves_faust process: without DataFrames, without tracing.
+"""How snowflake-connector-python is brought into a caves_faust process: without DataFrames, without tracing, and
+with its cancellation timers' failures logged in one line.
 
 caves_faust reads Snowflake's answers as rows (tuples or dicts), never as DataFrames, and does not trace requests.
 Two optional parts of the connector cost it all the same, so they are set aside here, before anything imports
@@ -12,13 +13,23 @@ the connector (`caves_faust/__init__.py` imports this module first):
 - OpenTelemetry: the connector imports it on every request, to pass trace headers on when it is installed. Where
   it is not, each failed import searches the path again, taking and releasing the GIL at each step while the event
   loop holds it, in the write. A None entry makes the miss immediate.
+- Cancellation timers: with `network_timeout` set, the connector starts a timer per statement that asks Snowflake
+  to cancel it once it outlives the timeout. In an outage that request fails as well, in the timer's thread, and
+  Python prints the traceback to stderr, which a Faust worker logs line by line: some sixty warnings per statement.
+  Such a failure is logged as one line instead (the statement itself fails in its caller as usual).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
+import threading
+
+from caves_faust.retry import one_line
+
+log = logging.getLogger(__name__)
 
 DATAFRAMES = ("pandas", "pyarrow", "numpy")
 
@@ -38,4 +49,19 @@ def import_connector() -> None:
                 del sys.modules[name]
 
 
+def log_timer_failures_in_one_line() -> None:
+    from snowflake.connector.errors import Error
+
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.thread, threading.Timer) and isinstance(args.exc_value, Error):
+            log.warning("snowflake: the connector's timer %s failed: %s", args.thread.name, one_line(args.exc_value))
+        else:
+            previous(args)
+
+    threading.excepthook = hook
+
+
 import_connector()
+log_timer_failures_in_one_line()

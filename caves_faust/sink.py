@@ -253,7 +253,7 @@ class SnowflakeSink:
         if failure.reason == "lock_conflict" and await self._abort_stale_transactions():
             return
         if failure.reason == "outage":
-            self.writer.reset()
+            await asyncio.to_thread(self.writer.reset)  # closing may wait on the network: not on the event loop
         await backoff.retry(failure.reason, failure.error, failure.hint, state=_STATES[failure.reason])
 
     async def _abort_stale_transactions(self) -> bool:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import snowflake.connector
 from snowflake.connector import DictCursor, SnowflakeConnection
+from snowflake.connector.backoff_policies import exponential_backoff
+from snowflake.connector.cursor import SnowflakeCursor, SnowflakeCursorBase
 from snowflake.connector.errors import DatabaseError, DataError, Error, IntegrityError, InterfaceError, ProgrammingError
 
 from caves_faust import dlq_events
@@ -121,6 +124,16 @@ def _same_table(resource: str, table: str) -> bool:
 # What a warehouse call raises when Snowflake fails: connector errors and the network below them.
 WAREHOUSE_ERRORS = (Error, OSError)
 
+# The longest the connector sleeps between two tries of one request. It retries until `network_timeout`, but
+# checks that only after each sleep, and its own cap (16 s) could triple a 5 s timeout; the sink's backoff is
+# what rides out an outage.
+CONNECTOR_RETRY_CAP_SECONDS = 1
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a warehouse call failed without an answer from Snowflake (the sink then drops the connection)."""
+    return isinstance(exc, WAREHOUSE_ERRORS) and not is_content_error(exc) and not is_lock_conflict(exc)
+
 
 class FencedOut(Exception):
     """Another writer advanced a partition's high-water mark: our view of it is stale."""
@@ -149,6 +162,7 @@ def connect_kwargs(settings: Settings) -> dict[str, Any]:
         "schema": settings.snowflake_schema,
         "login_timeout": settings.snowflake_timeout_seconds,
         "network_timeout": settings.snowflake_timeout_seconds,
+        "backoff_policy": exponential_backoff(cap=CONNECTOR_RETRY_CAP_SECONDS),
         "application": "caves_faust",
         "paramstyle": "qmark",
         "session_parameters": {"LOCK_TIMEOUT": max(1, int(settings.snowflake_timeout_seconds * LOCK_WAIT_SHARE))},
@@ -214,47 +228,40 @@ class Warehouse:
             self._conn = None
 
     def bootstrap(self) -> None:
-        with self.connection().cursor() as cur:
+        with _cursor(self.connection()) as cur:
             for statement in DDL:
                 cur.execute(statement)
 
     def high_waters(self, topic: str) -> dict[int, int]:
-        with self.connection().cursor() as cur:
+        with _cursor(self.connection()) as cur:
             cur.execute(READ_HIGH_WATERS, (topic,))
             return {int(p): int(hw) for p, hw in cur.fetchall()}
 
     def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
-        with self.connection().cursor() as cur:
+        with _cursor(self.connection()) as cur:
             cur.execute(READ_STORED_OFFSETS, (topic, partition, low, high))
             return {int(offset) for (offset,) in cur.fetchall()}
 
     def write(self, topic: str, batch: Batch) -> None:
         """Insert the rows and the dead letters, mark the replayed letters, advance the high-water marks, in one
         transaction; or raise and write nothing."""
-        conn = self.connection()
-        with conn.cursor() as cur:
-            cur.execute("BEGIN")
-            try:
-                self._advance(cur, topic, batch.high_waters)
-                dlq_events.write(cur, batch.letters, batch.replayed)
-                if batch.rows:  # last: the crash tests' Snowflake proxy knows a row write by its INSERT before COMMIT
-                    cur.execute(INSERT_BATCH, (rows_json(batch.rows),))
-                cur.execute("COMMIT")
-            except BaseException:
-                _rollback_quietly(cur)
-                raise
+        with _transaction(self.connection()) as cur:
+            self._advance(cur, topic, batch.high_waters)
+            dlq_events.write(cur, batch.letters, batch.replayed)
+            if batch.rows:  # last: the crash tests' Snowflake proxy knows a row write by its INSERT before COMMIT
+                cur.execute(INSERT_BATCH, (rows_json(batch.rows),))
 
     def file_letters(self, letters: list[str], replayed: str) -> None:
         """Streaming mode's DLQ_EVENTS statements (see dlq_events.py): the letters not in the table yet inserted,
         the replayed ones marked; each statement on its own, each harmless to run again."""
-        with self.connection().cursor() as cur:
+        with _cursor(self.connection()) as cur:
             dlq_events.write(cur, letters, replayed, missing_only=True)
 
     def abort_stale_transactions(self, held_seconds: float) -> list[int]:
         """Abort the transactions of this user that have held a lock on SINK_OFFSETS for more than `held_seconds`
         (see `stale_transactions`); returns their ids."""
         table = f"{self.settings.snowflake_database}.{self.settings.snowflake_schema}.{OFFSETS_TABLE}"
-        with self.connection().cursor(DictCursor) as cur:
+        with _cursor(self.connection(), DictCursor) as cur:
             cur.execute(SHOW_LOCKS)
             stale = stale_transactions(cur.fetchall(), table, datetime.now(timezone.utc), held_seconds)
             for transaction in sorted(stale):
@@ -263,17 +270,14 @@ class Warehouse:
 
     def accepts(self, rows: list[str]) -> bool:
         """Whether Snowflake accepts these rows, tried in a transaction that is always rolled back."""
-        with self.connection().cursor() as cur:
-            cur.execute("BEGIN")
-            try:
+        try:
+            with _transaction(self.connection(), commit=False) as cur:
                 cur.execute(INSERT_BATCH, (rows_json(rows),))
-                return True
-            except WAREHOUSE_ERRORS as exc:
-                if is_content_error(exc):
-                    return False
-                raise
-            finally:
-                _rollback_quietly(cur)
+        except WAREHOUSE_ERRORS as exc:
+            if is_content_error(exc):
+                return False
+            raise
+        return True
 
     def rejected(self, rows: list[str]) -> list[int]:
         """Indexes of the rows Snowflake refuses for their content (bisection: few probes for few bad rows)."""
@@ -294,6 +298,41 @@ class Warehouse:
         for p, (old, new) in high_waters.items():
             if old is None:
                 cur.execute(INSERT_HIGH_WATER, (topic, p, new))
+
+
+# After an outage nothing more is sent on the connection: the sink drops it, and Snowflake rolls back the open
+# transaction when the session closes (or the stale-lock abort does, if it never closes). A ROLLBACK, or closing
+# the cursor (which waits for the connector's cancel of a statement that outlived `network_timeout`), would each
+# wait out SNOWFLAKE_TIMEOUT_SECONDS again over the same dead network before the sink could notice the outage.
+
+@contextmanager
+def _cursor(conn: SnowflakeConnection, kind: type[SnowflakeCursorBase] = SnowflakeCursor) -> Iterator[Any]:
+    """A cursor, closed unless a statement met an outage."""
+    cur = conn.cursor(kind)
+    try:
+        yield cur
+    except BaseException as exc:
+        if not is_outage(exc):
+            cur.close()
+        raise
+    cur.close()
+
+
+@contextmanager
+def _transaction(conn: SnowflakeConnection, commit: bool = True) -> Iterator[Any]:
+    """BEGIN ... COMMIT (or ROLLBACK when not `commit`); rolled back after a failure Snowflake answered."""
+    with _cursor(conn) as cur:
+        cur.execute("BEGIN")
+        try:
+            yield cur
+            if commit:
+                cur.execute("COMMIT")
+            else:
+                cur.execute("ROLLBACK")
+        except BaseException as exc:
+            if not is_outage(exc):
+                _rollback_quietly(cur)
+            raise
 
 
 def _rollback_quietly(cur: Any) -> None:

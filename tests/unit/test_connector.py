@@ -25,3 +25,32 @@ def test_pandas_still_imports_afterwards():
 
 def test_a_process_that_imported_pandas_first_keeps_the_connector_s_dataframe_support():
     assert run("import pandas, caves_faust, snowflake.connector.options as o; print(o.installed_pandas)") == "True"
+
+
+def stderr_of(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stderr.strip()
+
+
+RAISE_IN_A_TIMER = """
+import logging, threading, caves_faust
+from snowflake.connector.errors import OperationalError
+logging.basicConfig(format="%(levelname)s %(message)s")
+def fail():
+    raise {error}
+timer = threading.Timer(0, fail)
+timer.start()
+timer.join()
+"""
+
+
+def test_a_connector_error_in_a_timer_thread_is_one_warning_line():
+    printed = stderr_of(RAISE_IN_A_TIMER.format(error="OperationalError('250003: Failed to execute request')"))
+    assert printed.splitlines() == [printed] and printed.startswith("WARNING snowflake: the connector's timer ")
+    assert "250003: Failed to execute request" in printed
+
+
+def test_any_other_error_in_a_thread_keeps_its_traceback():
+    printed = stderr_of(RAISE_IN_A_TIMER.format(error="KeyError('not the connector')"))
+    assert "Traceback" in printed and "KeyError: 'not the connector'" in printed
