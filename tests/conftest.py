@@ -30,6 +30,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.stop()
 
 
+@pytest.fixture(autouse=True)
+def servers_alive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A broker or embedded Snowflake that dies fails the test it died in, with its exit and last log lines, and
+    is started again, so that the session's later tests are not failed by it too."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    check_alive(stack, "before this test")
+    yield
+    check_alive(stack, "during this test")
+
+
+def check_alive(stack: Stack, when: str) -> None:
+    deaths = stack.revive()
+    if deaths:
+        pytest.fail(f"a server of the test session died {when} (started again since):\n" + "\n".join(deaths),
+                    pytrace=False)
+
+
 @pytest.fixture
 def pipeline(stack: Stack, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pipeline]:
     name = f"t{next(_names)}_{request.node.name[:30]}".replace("[", "_").replace("]", "").replace("-", "_").lower()

@@ -68,6 +68,16 @@ class Stack:
         self.snowflake.stop()
         self.kafka.stop()
 
+    def revive(self) -> list[str]:
+        """Start again the servers that died (not those stopped on purpose); returns how each died."""
+        deaths = []
+        for server in (self.kafka, self.snowflake):
+            death = server.death()
+            if death is not None:
+                deaths.append(death)
+                server.start(wait_seconds=120)
+        return deaths
+
     @property
     def bootstrap(self) -> str:
         return self.kafka.bootstrap

@@ -34,6 +34,9 @@ class LocalKafka(ManagedProcess):
     def data_dir(self) -> Path:
         return self.home / "data"
 
+    def log_files(self) -> list[Path]:
+        return [self.log_file, self.home / "kafka.log"]  # kafka.log: log4j.properties
+
     def classpath(self) -> str:
         """The broker's runtime classpath, resolved once by Maven and cached beside the data."""
         _require("java", "a JDK 17+ (Debian: apt-get install openjdk-17-jre-headless)")

@@ -11,8 +11,10 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+LOG_TAIL_LINES = 40  # of each log file, in the report of a server that died
 
 
 class DevstackError(RuntimeError):
@@ -36,6 +38,8 @@ class ManagedProcess:
     name: str
     home: Path
     port: int
+    # The server this process started, until stopped: one that exits meanwhile died (see `death`).
+    started: subprocess.Popen | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def pid_file(self) -> Path:
@@ -44,6 +48,19 @@ class ManagedProcess:
     @property
     def log_file(self) -> Path:
         return self.home / f"{self.name}.out"
+
+    def log_files(self) -> list[Path]:
+        """Where the server writes what it does: its output, and any log of its own."""
+        return [self.log_file]
+
+    def death(self) -> str | None:
+        """If the server this process started exited without being stopped: how, and its logs' last lines."""
+        if self.started is None or self.started.poll() is None:
+            return None
+        code = self.started.returncode
+        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        tails = [_tail(path) for path in self.log_files() if path.exists()]
+        return "\n".join([f"{self.name} (pid {self.started.pid}) {how} without being stopped", *tails])
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -84,6 +101,7 @@ class ManagedProcess:
                 start_new_session=True, cwd=self.home,
             )
         self.pid_file.write_text(str(proc.pid))
+        self.started = proc
         self.wait_ready(wait_seconds, proc)
         return True
 
@@ -103,6 +121,7 @@ class ManagedProcess:
 
     def stop(self, wait_seconds: float = 30.0) -> bool:
         """Stop it gracefully (SIGTERM, then SIGKILL). Returns whether something was stopped."""
+        self.started = None
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
@@ -120,11 +139,17 @@ class ManagedProcess:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (for fault tests)."""
+        self.started = None
         pid = self.pid()
         if pid is not None:
             _signal_group(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.05)
+
+
+def _tail(path: Path) -> str:
+    lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join([f"--- last lines of {path}:", *lines])
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

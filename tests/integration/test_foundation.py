@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -78,3 +80,26 @@ def test_local_services_start_idempotently_and_keep_snowflake_data(tmp_path):
     finally:
         snowflake.stop()
         kafka.stop()
+
+
+def test_a_server_that_died_is_reported_with_its_last_log_lines_and_started_again(tmp_path):
+    snowflake = EmbeddedSnowflake("snowflake", tmp_path / "snowflake", free_port())
+    stack_view = Stack.__new__(Stack)
+    stack_view.kafka, stack_view.snowflake = LocalKafka("kafka", tmp_path / "kafka", free_port()), snowflake
+    try:
+        snowflake.start()
+        assert stack_view.revive() == []
+        killed = snowflake.started.pid
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: snowflake.started.poll() is not None, 30, "the server to die")
+
+        [death] = stack_view.revive()
+        assert death.startswith(f"snowflake (pid {killed}) killed by signal 9 without being stopped")
+        assert f"last lines of {snowflake.log_file}" in death
+        assert snowflake.pid() not in (None, killed)  # started again
+        assert stack_view.query("REVIVED_DB", "SELECT 42") == [(42,)]
+
+        assert snowflake.stop() is True and stack_view.revive() == []  # stopped on purpose: left stopped
+        assert not snowflake.running()
+    finally:
+        snowflake.stop()
