@@ -12,7 +12,7 @@ Two batches may be in the sink at once (`batches_in_flight`): the next one is ap
 its commit (about a second), which would otherwise be the pipe's pace. They go to each pipe's channels one at a
 time and in batch order, the next only once this one's rows were all handed over with nothing reopened since
 (`_Turn`), and come out in batch order (the dead letters' tail state is one sender's at a time): a batch whose
-predecessor failed is not acknowledged.
+predecessor failed is not acknowledged, and a partition the predecessor gave up is given up by it too.
 
 Outages are retried with capped backoff, after which the channels are reopened and their tokens read again. A
 partition fenced out while still assigned waits for the consumer to learn it was revoked (`_settle_fenced`); rows
@@ -70,6 +70,7 @@ class _Turn:
     handed: dict[StreamingWriter, int | None] = field(default_factory=dict)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     stored: bool = False
+    lost: set[int] = field(default_factory=set)  # the partitions it gave up (fenced out, another worker's now)
 
     def may_append(self, writer: StreamingWriter) -> bool:
         """Whether this batch may go to the writer's channels: the one before is out of the sink, or all its rows
@@ -130,11 +131,14 @@ class StreamingSink:
     async def _store(self, batch: Classified, turn: _Turn) -> Stored:
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
-        lost: set[int] = set()  # fenced out, and another worker holds them now: their events are not ours
+        lost = turn.lost  # fenced out, and another worker holds them now: their events are not ours
         rows, _ = await _together(self._append_rows(batch.accepted, lost, turn),
                                   self._append_letters(batch.letters, lost, turn))
         if turn.previous is not None:
             await turn.previous.finished.wait()
+            # What this batch skipped as handed over by the one before is not stored where that one gave up; nor
+            # may this one's later events there move the stock ahead of that one's (the stock skips older offsets).
+            lost |= turn.previous.lost
         if turn.previous_failed():
             raise SinkStopped("the batch before this one was not stored")
         refused = {id(d.event) for d in rows.rejections}
