@@ -11,7 +11,6 @@ is released.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -29,7 +28,7 @@ from caves_faust.replays import Copies, Origin, first_copies, for_stock, origins
 from caves_faust.retry import Backoff, RetryPolicy, one_line
 from caves_faust.triage import Accepted, Classified
 from caves_faust.validation import InvalidEvent
-from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, is_content_error, is_lock_conflict
+from caves_faust.warehouse import WAREHOUSE_ERRORS, Batch, FencedOut, is_content_error, is_lock_conflict, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -138,21 +137,26 @@ class SnowflakeSink:
         """Store a classified batch durably; returns only when done (retrying through outages)."""
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
-        await self._marks_if_reachable({e.message.partition for e in batch.events})
+        failure = await self._marks_if_reachable({e.message.partition for e in batch.events})
         dead_lettered = await self._deliver(batch.letters)
         backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)
+        if failure is not None:
+            await self._failed(backoff, failure)
         outcome = replace(await self._write_rows(backoff, batch), dead_lettered=dead_lettered)
         metrics.snowflake_up.set(1)
         record_batch(batch, outcome, time.perf_counter() - started)
         return outcome
 
-    async def _marks_if_reachable(self, partitions: set[int]) -> None:
+    async def _marks_if_reachable(self, partitions: set[int]) -> _Failed | None:
         """Step 1: the marks of these partitions, when Snowflake answered the last call: they bound the DLQ tail
-        to read. Otherwise the dead letters go out without waiting for it (the tail is read to its bound), and
-        step 3 reports and retries the failure."""
+        to read. Otherwise the dead letters go out without waiting for it (the tail is read to its bound); a
+        failure is returned, for step 3 to report and retry before it tries again."""
         if self._answering:
-            with contextlib.suppress(*WAREHOUSE_ERRORS):
+            try:
                 await self._read_marks(partitions)
+            except WAREHOUSE_ERRORS as exc:
+                return self._diagnose(exc)
+        return None
 
     async def _deliver(self, letters: list[DeadLetter]) -> int:
         """Step 2 (and for the rows Snowflake refuses): the letters not in the DLQ yet, delivered."""
@@ -253,7 +257,7 @@ class SnowflakeSink:
         if failure.reason == "lock_conflict" and await self._abort_stale_transactions():
             return
         if failure.reason == "outage":
-            await asyncio.to_thread(self.writer.reset)  # closing may wait on the network: not on the event loop
+            self.writer.reset()
         await backoff.retry(failure.reason, failure.error, failure.hint, state=_STATES[failure.reason])
 
     async def _abort_stale_transactions(self) -> bool:
@@ -261,6 +265,8 @@ class SnowflakeSink:
             aborted = await asyncio.to_thread(self.writer.abort_stale_transactions, self.stale_lock_seconds)
         except WAREHOUSE_ERRORS as exc:
             log.warning("sink: could not list or abort stale transactions: %s", one_line(exc))
+            if is_outage(exc):
+                self.writer.reset()
             return False
         if aborted:
             log.warning("sink: lock conflict on the high-water marks: aborted %d transaction(s) of this user holding "

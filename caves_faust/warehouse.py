@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +20,7 @@ import snowflake.connector
 from snowflake.connector import DictCursor, SnowflakeConnection
 from snowflake.connector.backoff_policies import exponential_backoff
 from snowflake.connector.cursor import SnowflakeCursor, SnowflakeCursorBase
-from snowflake.connector.errors import DatabaseError, DataError, Error, IntegrityError, InterfaceError, ProgrammingError
+from snowflake.connector.errors import DataError, Error, IntegrityError, ProgrammingError
 
 from caves_faust import dlq_events
 from caves_faust.settings import Settings
@@ -75,6 +77,9 @@ ABORT_TRANSACTION = "SELECT SYSTEM$ABORT_TRANSACTION(?)"
 # Snowflake's error when a statement found a table locked by another transaction past LOCK_TIMEOUT ("... has locked
 # table ... and this lock has not yet been released").
 LOCK_CONFLICT_ERRNO = 625
+# Snowflake's error for a statement cancelled, here by the connector once it outlived `network_timeout`: slowness,
+# never the rows' content.
+STATEMENT_CANCELLED_ERRNO = 604
 # How long a statement waits for a lock, as a share of SNOWFLAKE_TIMEOUT_SECONDS: the wait must end in Snowflake's
 # lock error, which the sink recognises, before the connector's timeout makes it look like an outage.
 LOCK_WAIT_SHARE = 0.5
@@ -91,12 +96,12 @@ READ_STORED_OFFSETS = f"""SELECT EVENT_METADATA:offset::INTEGER FROM {RAW_EVENTS
 
 
 def is_content_error(exc: BaseException) -> bool:
-    """Whether Snowflake refused the statement for what it contains (vs. being unreachable, restarting,
+    """Whether Snowflake refused the statement for what it contains (vs. being unreachable, restarting, slow,
     expiring our session, or waiting on a lock). Connection-class SQLSTATEs (08xxx) are outages even on a
     ProgrammingError."""
     sqlstate = str(getattr(exc, "sqlstate", "") or "")
     return (isinstance(exc, (ProgrammingError, DataError, IntegrityError)) and not sqlstate.startswith("08")
-            and not is_lock_conflict(exc))
+            and not is_lock_conflict(exc) and exc.errno != STATEMENT_CANCELLED_ERRNO)
 
 
 def stale_transactions(locks: Iterable[Mapping[str, Any]], table: str, now: datetime, held_seconds: float) -> set[int]:
@@ -125,8 +130,8 @@ def _same_table(resource: str, table: str) -> bool:
 WAREHOUSE_ERRORS = (Error, OSError)
 
 # The longest the connector sleeps between two tries of one request. It retries until `network_timeout`, but
-# checks that only after each sleep, and its own cap (16 s) could triple a 5 s timeout; the sink's backoff is
-# what rides out an outage.
+# sleeps whatever its policy says after a try that ended within it, and its own cap (16 s) could triple a 5 s
+# timeout; the sink's backoff is what rides out an outage.
 CONNECTOR_RETRY_CAP_SECONDS = 1
 
 
@@ -163,6 +168,8 @@ def connect_kwargs(settings: Settings) -> dict[str, Any]:
         "login_timeout": settings.snowflake_timeout_seconds,
         "network_timeout": settings.snowflake_timeout_seconds,
         "backoff_policy": exponential_backoff(cap=CONNECTOR_RETRY_CAP_SECONDS),
+        # Each HTTP try too (connect, then each read): the connector's default, 60 s, outlasts a stalled network.
+        "socket_timeout": math.ceil(settings.snowflake_timeout_seconds),
         "application": "caves_faust",
         "paramstyle": "qmark",
         "session_parameters": {"LOCK_TIMEOUT": max(1, int(settings.snowflake_timeout_seconds * LOCK_WAIT_SHARE))},
@@ -221,11 +228,11 @@ class Warehouse:
             self._conn = None
 
     def reset(self) -> None:
-        """Drop the connection after an outage; the next call reconnects."""
-        try:
-            self.close()
-        except Exception:  # the connection is already broken; nothing to release
-            self._conn = None
+        """Drop the connection after an outage; the next call reconnects. Closing it (ending its session, which
+        rolls back a transaction left open) may wait on the dead network: it happens in a thread of its own."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            threading.Thread(target=_close_quietly, args=(conn,), name="snowflake-close", daemon=True).start()
 
     def bootstrap(self) -> None:
         with _cursor(self.connection()) as cur:
@@ -300,6 +307,13 @@ class Warehouse:
                 cur.execute(INSERT_HIGH_WATER, (topic, p, new))
 
 
+def _close_quietly(conn: SnowflakeConnection) -> None:
+    try:
+        conn.close(retry=False)
+    except Exception as exc:  # the session expires on its own; Snowflake then rolls back what it left open
+        log.debug("snowflake: closing a dropped connection failed: %s", exc)
+
+
 # After an outage nothing more is sent on the connection: the sink drops it, and Snowflake rolls back the open
 # transaction when the session closes (or the stale-lock abort does, if it never closes). A ROLLBACK, or closing
 # the cursor (which waits for the connector's cancel of a statement that outlived `network_timeout`), would each
@@ -331,12 +345,7 @@ def _transaction(conn: SnowflakeConnection, commit: bool = True) -> Iterator[Any
                 cur.execute("ROLLBACK")
         except BaseException as exc:
             if not is_outage(exc):
-                _rollback_quietly(cur)
+                # If this fails, its error replaces `exc`: an outage, so the transaction's end is unknown and the
+                # sink drops the connection rather than begin the next transaction inside this one.
+                cur.execute("ROLLBACK")
             raise
-
-
-def _rollback_quietly(cur: Any) -> None:
-    try:
-        cur.execute("ROLLBACK")
-    except (DatabaseError, InterfaceError, OSError):
-        pass  # the connection is gone: the server discards the open transaction

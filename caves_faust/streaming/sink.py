@@ -257,7 +257,8 @@ class StreamingSink:
             except (StreamingUnavailable, StreamingRefused, *WAREHOUSE_ERRORS) as exc:
                 if isinstance(exc, (StreamingUnavailable, StreamingRefused)):  # a warehouse error appended nothing
                     await self._reset(writer, generation)
-                await self._in_warehouse(self.warehouse.reset)
+                async with self._warehouse_lock:
+                    self.warehouse.reset()
                 metrics.snowflake_up.set(0)
                 metrics.snowflake_failures.labels(reason="outage").inc()
                 await backoff.retry("outage", exc, self.what_to_check if is_content_error(exc) else "")
@@ -324,7 +325,8 @@ class StreamingSink:
             try:
                 result = await self._in_warehouse(call, *args)
             except WAREHOUSE_ERRORS as exc:
-                await self._in_warehouse(self.warehouse.reset)
+                async with self._warehouse_lock:
+                    self.warehouse.reset()
                 await backoff.retry("outage", exc)
                 continue
             backoff.succeeded()
