@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from snowflake.connector import SnowflakeConnection
 
 from caves_faust.devstack.kafka import LocalKafka
-from caves_faust.devstack.process import free_port
+from caves_faust.devstack.process import DevstackError, free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
 from caves_faust.kafka_admin import committed_offsets, create_topics, partition_count
 
@@ -74,8 +74,11 @@ class Stack:
         for server in (self.kafka, self.snowflake):
             death = server.death()
             if death is not None:
+                try:
+                    server.start(wait_seconds=120)
+                except DevstackError as exc:
+                    death += f"\nand it could not be started again: {exc}"
                 deaths.append(death)
-                server.start(wait_seconds=120)
         return deaths
 
     @property

@@ -73,6 +73,8 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        if self.started is not None and self.started.pid == pid:
+            return pid if self.started.poll() is None else None  # our child: Popen reaps it, and keeps its exit
         return pid if _alive(pid) and self._is_ours(pid) else None
 
     def _is_ours(self, pid: int) -> bool:

@@ -73,7 +73,7 @@ def sink(ours: StreamingClient, owned: set[int]) -> StreamingSink:
                          fence_wait_seconds=30, what_to_check="")
 
 
-async def until(check: Callable[[], object], what: str, timeout: float = 10) -> None:
+async def until(check: Callable[[], object], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -89,12 +89,15 @@ async def test_a_batch_skipping_rows_the_one_before_handed_over_gives_up_their_p
     owned = {PARTITION}
     streaming = sink(ours, owned)
     events = [event(n) for n in range(5)]
+    tasks: list[asyncio.Task] = []
     try:
         first = asyncio.create_task(streaming.store(classify(events)))
+        tasks.append(first)
         channels = streaming.rows._channels
         await until(lambda: PARTITION in channels and channels[PARTITION].appended == 4, "the first batch's append")
         first_turn = streaming._last
         second = asyncio.create_task(streaming.store(classify(events)))  # the same events again
+        tasks.append(second)
         await until(lambda: streaming._last is not first_turn, "the second batch to come in")
         second_turn = streaming._last
         await until(lambda: second_turn is not None and streaming.rows in second_turn.handed,
@@ -106,6 +109,8 @@ async def test_a_batch_skipping_rows_the_one_before_handed_over_gives_up_their_p
 
         first_stored, second_stored = await asyncio.wait_for(asyncio.gather(first, second), COMMIT_SECONDS)
     finally:
+        for task in tasks:
+            task.cancel()
         await ours.close()
         await theirs.close()
 
