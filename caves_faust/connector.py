@@ -1,5 +1,5 @@
-"""How snowflake-connector-python is brought into a caves_faust process: without DataFrames, without tracing, and
-with its cancellation timers' failures logged in one line.
+"""How snowflake-connector-python is brought into a caves_faust process: without DataFrames, without tracing,
+with its cancellation timers' failures logged in one line, and without a warning per HTTP try.
 
 caves_faust reads Snowflake's answers as rows (tuples or dicts), never as DataFrames, and does not trace requests.
 Two optional parts of the connector cost it all the same, so they are set aside here, before anything imports
@@ -17,6 +17,8 @@ the connector (`caves_faust/__init__.py` imports this module first):
   to cancel it once it outlives the timeout. In an outage that request fails as well, in the timer's thread, and
   Python prints the traceback to stderr, which a Faust worker logs line by line: some sixty warnings per statement.
   Such a failure is logged as one line instead (the statement itself fails in its caller as usual).
+- HTTP tries: the connector's own copy of urllib3 warns at each try that fails to connect, about six per failed
+  request in an outage; the request's failure is logged by the connector and the sink all the same.
 """
 
 from __future__ import annotations
@@ -65,3 +67,4 @@ def log_timer_failures_in_one_line() -> None:
 
 import_connector()
 log_timer_failures_in_one_line()
+logging.getLogger("snowflake.connector.vendored.urllib3.connectionpool").setLevel(logging.ERROR)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from caves_faust.connector import DATAFRAMES
+from caves_faust.devstack.process import free_port
 
 
 def run(code: str) -> str:
@@ -54,3 +55,21 @@ def test_a_connector_error_in_a_timer_thread_is_one_warning_line():
 def test_any_other_error_in_a_thread_keeps_its_traceback():
     printed = stderr_of(RAISE_IN_A_TIMER.format(error="KeyError('not the connector')"))
     assert "Traceback" in printed and "KeyError: 'not the connector'" in printed
+
+
+RETRY_A_REFUSED_CONNECTION = """
+import logging{imports}
+from snowflake.connector.vendored import urllib3
+logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
+try:
+    urllib3.PoolManager().request("GET", "http://127.0.0.1:{port}/", retries=urllib3.Retry(1))
+except urllib3.exceptions.MaxRetryError:
+    print("refused")
+"""
+
+
+def test_the_connector_s_tries_that_fail_to_connect_are_not_each_a_warning():
+    port = free_port()  # nothing listens there
+    without = stderr_of(RETRY_A_REFUSED_CONNECTION.format(imports="", port=port))
+    assert "Retrying (Retry(total=0" in without  # what urllib3 says by itself
+    assert stderr_of(RETRY_A_REFUSED_CONNECTION.format(imports=", caves_faust", port=port)) == ""
