@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 from caves_faust import dlq_events, metrics
 from caves_faust.dlq import DeadLetter, DeadLetters
 from caves_faust.received import Received
-from caves_faust.replays import Copies, first_copies, for_stock, origins, replayed_letters, stored_copies
+from caves_faust.replays import Copies, first_copies, for_stock, origin_of, origins, replayed_letters, stored_copies
 from caves_faust.retry import Backoff, RetryPolicy, SinkStopped
 from caves_faust.sink import Stored, count_snowflake_retry, or_minus_one, record_batch
 from caves_faust.streaming.channels import ChannelFenced, StreamingRefused, StreamingUnavailable
@@ -49,6 +49,8 @@ T = TypeVar("T")
 
 # Why rows are looked up that committed while the worker could not watch (an outage during the wait).
 UNWATCHED = "refused by Snowpipe Streaming while the worker could not watch the commit (an outage)"
+# Why replays are looked up that their channel committed before this worker opened it.
+REFUSED_BEFORE_OPEN = "refused by Snowpipe Streaming before the channel was reopened (its writer stopped first)"
 
 
 @dataclass
@@ -191,7 +193,14 @@ class StreamingSink:
                 metrics.events_inserted.labels(event_type=event_type).inc(count)
             return Counter(d.partition for d in rejections)
 
-        await self._append(self.rows, turn, accepted, Accepted.stream_row, lost, first_of_replays, committed_now)
+        async def refused_among(replays: list[Accepted]) -> None:
+            # Copies of replayed dead letters are left out: all but the first are no rows of their own.
+            suspects = [a for a in replays if origin_of(a.event.message.headers) is None]
+            done.rejections += await self._rejections(
+                suspects, Written(errors={a.partition: (0, REFUSED_BEFORE_OPEN) for a in suspects}))
+
+        await self._append(self.rows, turn, accepted, Accepted.stream_row, lost, first_of_replays, committed_now,
+                           refused_among)
         metrics.snowflake_up.set(1)
         metrics.last_commit_timestamp.set(time.time())
         done.seconds = time.perf_counter() - started
@@ -218,14 +227,17 @@ class StreamingSink:
 
     async def _append(self, writer: StreamingWriter, turn: _Turn, items: Sequence[R], row: Callable[[R], StreamRow],
                       lost: set[int], narrow: Callable[[list[R], dict[int, int | None]], Awaitable[list[R]]],
-                      committed_now: Callable[[list[R], Written], Awaitable[dict[int, int]]]) -> None:
+                      committed_now: Callable[[list[R], Written], Awaitable[dict[int, int]]],
+                      refused_among: Callable[[list[R]], Awaitable[None]] | None = None) -> None:
         """Append the items above their channels' committed offsets (as `narrow` keeps them), in the batch's turn,
         and wait for the commit, through outages and fencing; `committed_now` is told what each round committed and
-        says how many of the errors reported were the batch's own. Partitions fenced out that another worker holds
-        now are added to `lost`."""
+        says how many of the errors reported were the batch's own; `refused_among` is given, once, the replays
+        that may be rows the service refused before the channel was opened here. Partitions fenced out that
+        another worker holds now are added to `lost`."""
         backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)  # Snowpipe Streaming
         held: dict[int, tuple[float, int]] = {}  # fenced out, still assigned to us: since when, at which assignment
         unseen: list[R] = []  # appended, but the wait for their commit failed: stored or refused, nobody knows yet
+        looked_up: set[int] = set()  # partitions whose replays went to `refused_among`
         while True:
             self._settle_fenced(writer, held, lost)
             partitions = {i.partition for i in items} - lost - held.keys()
@@ -242,6 +254,10 @@ class StreamingSink:
                     lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
                     covered = [i for i in unseen if i.partition in committed
                                and i.offset <= or_minus_one(committed[i.partition])]
+                    suspect = writer.refused_before_open(committed.keys() - looked_up) if refused_among else {}
+                    own = {id(i) for i in covered}
+                    replays = [i for i in items if i.partition in suspect and i.offset <= suspect[i.partition]
+                               and id(i) not in own]
                     handed = writer.handed_over(committed)  # the batch before may carry the same events
                     fresh = await narrow([i for i in items if i.partition in handed
                                           and i.offset > handed[i.partition]], committed)
@@ -252,6 +268,9 @@ class StreamingSink:
                         writer.turn.notify_all()
                 if covered:  # committed while nobody watched: which of them the service refused is found now
                     await committed_now(covered, Written(errors={i.partition: (0, UNWATCHED) for i in covered}))
+                if replays and refused_among is not None:
+                    await refused_among(replays)
+                looked_up |= suspect.keys()
                 unseen = fresh
                 result = await writer.until_committed(appended)
             except (StreamingUnavailable, StreamingRefused, *WAREHOUSE_ERRORS) as exc:

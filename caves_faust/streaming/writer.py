@@ -9,6 +9,9 @@ group, the topic and the partition, whose offset token is the Kafka offset of th
   given, so that is safe as long as nothing reopened or dropped a channel in between.
 - A channel reopened by someone else refuses our appends: its partition is reported fenced out and left alone
   until it is assigned to us again (`forget`), never retried as if the service were down.
+- A writer that died after a commit, before dead-lettering the rows the service refused in it, left them in
+  neither place: the rows a channel committed before it was opened here, up to its last error
+  (`refused_before_open`), are looked up by the batches that replay them.
 - After an outage or a commit that does not come, what was in flight may or may not be committed: the caller
   `reset`s, which reopens every channel at its next use and reads its token again; a wait on rows appended before
   a reset raises `StreamingUnavailable` (they may be gone).
@@ -62,6 +65,9 @@ class PartitionChannel:
     errors_seen: int  # the highest error count the service reported
     awaiting: int = 0  # batches appended here whose errors are not accounted for yet
     appended: int = -1  # the last offset appended through this channel (-1: none)
+    # Rows the channel committed before it was opened here, up to the last one the service refused (None: none
+    # refused): some may never have been dead-lettered, if the writer that appended them died.
+    refused_upto: int | None = None
 
 
 @dataclass
@@ -95,9 +101,19 @@ class StreamingWriter:
         for partition in sorted(partitions - self._channels.keys() - self._fenced):
             channel, status = await self.client.open(self.channel_name(partition))
             token = status.committed_offset_token
+            bound = status.last_error_offset_upper_bound  # "" when nothing was refused, in Snowflake's answers
+            refused_upto = (min(int(bound), int(token)) if status.rows_error_count and bound and bound.isdigit()
+                            and token is not None else None)
             self._channels[partition] = PartitionChannel(channel, None if token is None else int(token),
-                                                         status.rows_error_count, status.rows_error_count)
+                                                         status.rows_error_count, status.rows_error_count,
+                                                         refused_upto=refused_upto)
         return {p: self._channels[p].committed for p in partitions if p in self._channels}
+
+    def refused_before_open(self, partitions: set[int]) -> dict[int, int]:
+        """partition -> the offset up to which rows its channel committed before it was opened here may include
+        refused ones nobody dead-lettered, for the open channels that have such rows."""
+        return {p: state.refused_upto for p in partitions
+                if (state := self._channels.get(p)) is not None and state.refused_upto is not None}
 
     def handed_over(self, committed: dict[int, int | None]) -> dict[int, int]:
         """Per partition of `committed` (as `committed` returned it), the last offset committed or appended since

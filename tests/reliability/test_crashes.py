@@ -168,6 +168,30 @@ def test_a_refused_row_that_committed_while_the_worker_could_not_watch_is_dead_l
         trap.close()
 
 
+def test_a_refused_row_that_committed_just_before_a_kill_is_dead_lettered_by_the_restart(
+        pipeline, start_worker, stack):
+    # As above, but the worker is killed while it waits to hear of the append, once its rows committed: it never
+    # learns which row was refused. The restart replays the events, its channel already covers them, and the
+    # channel's last error reaches them: it looks up which of them are not in the table.
+    pipeline.query(DDL[0].replace("PRODUCT_ID INTEGER", "PRODUCT_ID NUMBER(3, 0)"))
+    corpus = (cases(order(n, product=100 + n) for n in range(5)) + cases([order(5, product=1049)], "snowflake_rejected")
+              + cases(order(n, product=100 + n) for n in range(6, 10)))
+    sent = Sent()
+    sent.produce(pipeline, corpus, keys=[b"one-partition"] * len(corpus))
+    trap = AppendTrap(stack.snowflake.port, let_through=0)
+    try:
+        worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="streaming")
+        assert trap.held.wait(90), "the batch's append never reached Snowflake"
+        wait_until(lambda: pipeline.row_count() == 9, 60, "the append's rows to commit")
+        worker.kill()
+    finally:
+        trap.close()
+
+    restarted = start_worker(SINK_MODE="streaming")
+    print(assert_exactly_once(pipeline, sent, restarted))
+    assert "refused by Snowpipe Streaming before the channel was reopened" in restarted.log_text()
+
+
 def test_sigterm_flushes_commits_and_exits_cleanly(pipeline, start_worker, sink_mode):
     worker = start_worker(SINK_FLUSH_SECONDS="5", SINK_MODE=sink_mode)  # a long timer: SIGTERM lands with a full buffer
     producer = BackgroundProducer(pipeline, mixed_payloads(3000), Sent(), chunk=100, pause=0.05)
