@@ -148,15 +148,21 @@ def test_kill_9_inside_a_streaming_append(pipeline, start_worker, stack):
     assert delivered.replays_skipped > 0  # the killed worker's appends committed: their events were skipped
 
 
-def test_a_refused_row_that_committed_while_the_worker_could_not_watch_is_dead_lettered(pipeline, start_worker, stack):
-    # Streaming, products above 999 refused by the table. The answer to the first append is withheld: its rows
-    # commit on the server, one counted as an error, while the worker waits to hear of them, gives up after
-    # SNOWFLAKE_TIMEOUT_SECONDS, reopens the channel and finds them all below its committed token.
+def one_refused_row_on_one_partition(pipeline) -> Sent:
+    """Ten orders on one partition, the one at offset 5 for a product the (stricter) table refuses: above 999."""
     pipeline.query(DDL[0].replace("PRODUCT_ID INTEGER", "PRODUCT_ID NUMBER(3, 0)"))
     corpus = (cases(order(n, product=100 + n) for n in range(5)) + cases([order(5, product=1049)], "snowflake_rejected")
               + cases(order(n, product=100 + n) for n in range(6, 10)))
     sent = Sent()
     sent.produce(pipeline, corpus, keys=[b"one-partition"] * len(corpus))
+    return sent
+
+
+def test_a_refused_row_that_committed_while_the_worker_could_not_watch_is_dead_lettered(pipeline, start_worker, stack):
+    # Streaming, products above 999 refused by the table. The answer to the first append is withheld: its rows
+    # commit on the server, one counted as an error, while the worker waits to hear of them, gives up after
+    # SNOWFLAKE_TIMEOUT_SECONDS, reopens the channel and finds them all below its committed token.
+    sent = one_refused_row_on_one_partition(pipeline)
     trap = AppendTrap(stack.snowflake.port, let_through=0)
     try:
         worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="streaming", SNOWFLAKE_TIMEOUT_SECONDS="5",
@@ -173,11 +179,7 @@ def test_a_refused_row_that_committed_just_before_a_kill_is_dead_lettered_by_the
     # As above, but the worker is killed while it waits to hear of the append, once its rows committed: it never
     # learns which row was refused. The restart replays the events, its channel already covers them, and the
     # channel's last error reaches them: it looks up which of them are not in the table.
-    pipeline.query(DDL[0].replace("PRODUCT_ID INTEGER", "PRODUCT_ID NUMBER(3, 0)"))
-    corpus = (cases(order(n, product=100 + n) for n in range(5)) + cases([order(5, product=1049)], "snowflake_rejected")
-              + cases(order(n, product=100 + n) for n in range(6, 10)))
-    sent = Sent()
-    sent.produce(pipeline, corpus, keys=[b"one-partition"] * len(corpus))
+    sent = one_refused_row_on_one_partition(pipeline)
     trap = AppendTrap(stack.snowflake.port, let_through=0)
     try:
         worker = start_worker(SNOWFLAKE_PORT=str(trap.port), SINK_MODE="streaming")
