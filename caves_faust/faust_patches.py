@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Coroutine, Generator, Iterable, Mapping
+from typing import Any, Coroutine, Generator, Iterable, Mapping, cast
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -84,6 +84,11 @@ class Continue:
                 waiting = self.coro.send(None) if thrown is None else self.coro.throw(thrown)
             except StopIteration as finished:
                 return finished.value
+
+
+def committed_offset(app: AppT, tp: TP) -> int | None:
+    """The group's committed offset of `tp` as this consumer last read or committed it (None: never committed)."""
+    return cast(Consumer, app.consumer)._committed_offset.get(tp)
 
 
 def bootstrap_servers(app: AppT) -> str:

@@ -23,7 +23,7 @@ from faust.types import TP, AppT, EventT, StreamT
 from caves_faust.app import app, dlq_topic, sales_topic, settings
 from caves_faust.cost import WarehouseClock
 from caves_faust.dlq import DeadLetters
-from caves_faust.faust_patches import abandon
+from caves_faust.faust_patches import abandon, committed_offset
 from caves_faust.replays import stored_copies
 from caves_faust.retry import RetryPolicy, SinkStopped
 from caves_faust.sink import SnowflakeSink
@@ -57,6 +57,7 @@ def _sink() -> SnowflakeSink | StreamingSink:
             settings.sales_topic, retry, stopping=lambda: app.should_stop,
             owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
             rebalancing=lambda: not app.flow_control.is_active(),
+            kafka_committed=lambda partition: committed_offset(app, TP(settings.sales_topic, partition)),
             fence_wait_seconds=settings.session_timeout_seconds, what_to_check=what_to_check(settings),
         )
     warehouse = Warehouse(settings)

@@ -99,6 +99,9 @@ class StreamingSink:
     stopping: Callable[[], bool]
     owned: Callable[[], set[int]]  # the sales partitions the consumer holds now
     rebalancing: Callable[[], bool]  # whether a rebalance is under way (it waits for our unacknowledged events)
+    # The group's committed offset of a sales partition (None: never committed): events below it were acknowledged,
+    # so their rows or letters are where they belong.
+    kafka_committed: Callable[[int], int | None]
     fence_wait_seconds: float  # how long a fenced partition still assigned to us waits before it is reopened
     what_to_check: str  # where the tables are and what to check when Snowflake refuses to create or read them
     _assignments: Counter[int] = field(default_factory=Counter)  # partition -> times revoked or assigned
@@ -257,7 +260,7 @@ class StreamingSink:
                     suspect = writer.refused_before_open(committed.keys() - looked_up) if refused_among else {}
                     own = {id(i) for i in covered}
                     replays = [i for i in items if i.partition in suspect and i.offset <= suspect[i.partition]
-                               and id(i) not in own]
+                               and i.offset >= (self.kafka_committed(i.partition) or 0) and id(i) not in own]
                     handed = writer.handed_over(committed)  # the batch before may carry the same events
                     fresh = await narrow([i for i in items if i.partition in handed
                                           and i.offset > handed[i.partition]], committed)

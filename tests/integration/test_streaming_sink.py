@@ -70,6 +70,7 @@ def sink(ours: StreamingClient, owned: set[int]) -> StreamingSink:
     return StreamingSink(StreamingWriter(ours, PREFIX, COMMIT_SECONDS * 2), StreamingWriter(ours, "letters", 30),
                          warehouse, no_letters, "sales_events", RetryPolicy(1, first_seconds=0.1),
                          stopping=lambda: False, owned=lambda: owned, rebalancing=lambda: False,
+                         kafka_committed=lambda partition: None,
                          fence_wait_seconds=30, what_to_check="")
 
 

@@ -20,7 +20,8 @@ def sink(owned: set[int], rebalancing: bool = False) -> StreamingSink:
     return StreamingSink(StreamingWriter(client, "app_topic", 1), StreamingWriter(client, "app_topic", 1),
                          cast(Any, None), no_letters, "topic",
                          RetryPolicy(1), stopping=lambda: False, owned=lambda: owned,
-                         rebalancing=lambda: rebalancing, fence_wait_seconds=30, what_to_check="")
+                         rebalancing=lambda: rebalancing, kafka_committed=lambda partition: None,
+                         fence_wait_seconds=30, what_to_check="")
 
 
 def test_a_fenced_partition_is_given_up_once_it_is_not_ours_or_a_rebalance_touches_it():
