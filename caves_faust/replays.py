@@ -90,7 +90,7 @@ def stored_copies(warehouse: Warehouse, letters: set[Origin]) -> Copies:
     found: Copies = {}
     for topic in {o.topic for o in letters}:
         offsets = [o.offset for o in letters if o.topic == topic]
-        with warehouse.connection().cursor() as cur:
+        with warehouse.cursor() as cur:
             cur.execute(STORED_COPIES, (topic, min(offsets), max(offsets)))
             for letter_partition, letter_offset, partition, offset in cur.fetchall():
                 origin, copy = Origin(topic, int(letter_partition), int(letter_offset)), (int(partition), int(offset))

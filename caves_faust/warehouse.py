@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
@@ -222,6 +222,10 @@ class Warehouse:
             self._conn = snowflake.connector.connect(**connect_kwargs(self.settings))
         return self._conn
 
+    def cursor(self, kind: type[SnowflakeCursorBase] = SnowflakeCursor) -> AbstractContextManager[Any]:
+        """A cursor on the connection, left unclosed after an outage (see `_cursor`)."""
+        return _cursor(self.connection(), kind)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -235,17 +239,17 @@ class Warehouse:
             threading.Thread(target=_close_quietly, args=(conn,), name="snowflake-close", daemon=True).start()
 
     def bootstrap(self) -> None:
-        with _cursor(self.connection()) as cur:
+        with self.cursor() as cur:
             for statement in DDL:
                 cur.execute(statement)
 
     def high_waters(self, topic: str) -> dict[int, int]:
-        with _cursor(self.connection()) as cur:
+        with self.cursor() as cur:
             cur.execute(READ_HIGH_WATERS, (topic,))
             return {int(p): int(hw) for p, hw in cur.fetchall()}
 
     def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
-        with _cursor(self.connection()) as cur:
+        with self.cursor() as cur:
             cur.execute(READ_STORED_OFFSETS, (topic, partition, low, high))
             return {int(offset) for (offset,) in cur.fetchall()}
 
@@ -261,14 +265,14 @@ class Warehouse:
     def file_letters(self, letters: list[str], replayed: str) -> None:
         """Streaming mode's DLQ_EVENTS statements (see dlq_events.py): the letters not in the table yet inserted,
         the replayed ones marked; each statement on its own, each harmless to run again."""
-        with _cursor(self.connection()) as cur:
+        with self.cursor() as cur:
             dlq_events.write(cur, letters, replayed, missing_only=True)
 
     def abort_stale_transactions(self, held_seconds: float) -> list[int]:
         """Abort the transactions of this user that have held a lock on SINK_OFFSETS for more than `held_seconds`
         (see `stale_transactions`); returns their ids."""
         table = f"{self.settings.snowflake_database}.{self.settings.snowflake_schema}.{OFFSETS_TABLE}"
-        with _cursor(self.connection(), DictCursor) as cur:
+        with self.cursor(DictCursor) as cur:
             cur.execute(SHOW_LOCKS)
             stale = stale_transactions(cur.fetchall(), table, datetime.now(timezone.utc), held_seconds)
             for transaction in sorted(stale):

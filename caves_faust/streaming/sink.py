@@ -258,9 +258,10 @@ class StreamingSink:
                     covered = [i for i in unseen if i.partition in committed
                                and i.offset <= or_minus_one(committed[i.partition])]
                     suspect = writer.refused_before_open(committed.keys() - looked_up) if refused_among else {}
+                    acknowledged = {p: self.kafka_committed(p) or 0 for p in suspect}  # below: stored or lettered
                     own = {id(i) for i in covered}
-                    replays = [i for i in items if i.partition in suspect and i.offset <= suspect[i.partition]
-                               and i.offset >= (self.kafka_committed(i.partition) or 0) and id(i) not in own]
+                    replays = [i for i in items if i.partition in suspect
+                               and acknowledged[i.partition] <= i.offset <= suspect[i.partition] and id(i) not in own]
                     handed = writer.handed_over(committed)  # the batch before may carry the same events
                     fresh = await narrow([i for i in items if i.partition in handed
                                           and i.offset > handed[i.partition]], committed)
