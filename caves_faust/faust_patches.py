@@ -115,8 +115,35 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return committed
 
 
+class Producer(aiokafka_driver.Producer):
+    """Faust's producer (stock movements, changelogs, dead letters): idempotent, and never without the leaders of
+    the topics it sends to.
+
+    aiokafka asks the broker for the metadata of the topics it had to look up, and forgets every other topic at
+    each refresh; a topic that existed when the producer started was known from its first metadata (all topics)
+    and never looked up. A refresh then forgot the DLQ topic while letters for it waited (a broker restart left
+    them there): their partitions had no leader, no later refresh asked for one, and they, and every commit
+    behind them (Faust flushes the producer first), waited for producer_request_timeout (20 minutes). Every
+    topic sent to is now asked for.
+
+    Idempotent: a produce request the broker wrote but whose answer was lost (it stopped, the connection broke)
+    is sent again by aiokafka, and without a producer id the broker wrote it twice: dead letters came out doubled
+    after a broker restart. Faust turns idempotence on only for exactly_once.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        client = self._ensure_producer().client
+        if topic not in client._topics:
+            client.add_topic(topic)
+        return await super().send(topic, *args, **kwargs)
+
+
 class Transport(aiokafka_driver.Transport):
     Consumer = Consumer
+    Producer = Producer
 
 
 class FlowControl(FlowControlEvent):
