@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from caves_faust.faust_patches import App
+from caves_faust.log_repeats import quiet_repeats
 from caves_faust.settings import load_settings
 
 settings = load_settings()
+quiet_repeats()  # aiokafka's line per failed try while the broker is away
 
 METADATA_REFRESH_MS = 10_000
 
