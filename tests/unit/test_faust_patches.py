@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +14,15 @@ from faust.types import Message
 from mode.utils.queues import ThrowableQueue
 
 from caves_faust import faust_patches
-from caves_faust.faust_patches import AbandoningQueue, App, Consumer, FlowControl, abandon, bootstrap_servers
+from caves_faust.faust_patches import (
+    AbandoningQueue,
+    App,
+    Consumer,
+    FlowControl,
+    PacedClient,
+    abandon,
+    bootstrap_servers,
+)
 
 
 def event(offset: int) -> Event:
@@ -81,6 +90,15 @@ async def test_subscribing_waits_until_every_topic_is_in_the_brokers_metadata(mo
     await consumer.subscribe(["sales_events", "stock-movements"])
     topics = frozenset({"sales_events", "stock-movements"})
     assert calls == [("wait", "a:9092,b:9093", topics), ("subscribe", topics)]
+
+
+async def test_the_producers_client_waits_its_retry_backoff_after_a_failed_metadata_update():
+    # No broker known, as while the only one is away: each update fails at once, and the sender asks again at once.
+    client = PacedClient(bootstrap_servers="127.0.0.1:9", retry_backoff_ms=200)
+    started = time.monotonic()
+    for _ in range(5):
+        assert not await client._metadata_update(client.cluster, set())
+    assert time.monotonic() - started >= 5 * 0.2
 
 
 def test_bootstrap_servers_are_the_apps_broker_urls():
