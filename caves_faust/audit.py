@@ -158,24 +158,24 @@ class AuditWarehouse(Warehouse):
     """The audit's reads of Snowflake (its own connection)."""
 
     def row_offsets(self, topic: str, partition: int, start: int, end: int) -> Counter[int]:
-        with self.connection().cursor() as cur:
+        with self.cursor() as cur:
             cur.execute(ROW_OFFSETS, (topic, partition, start, end))
             return Counter({int(offset): int(count) for offset, count in cur.fetchall()})
 
     def doubled_replays(self, topic: str) -> dict[Origin, int]:
-        with self.connection().cursor() as cur:
+        with self.cursor() as cur:
             cur.execute(DOUBLED_REPLAYS, (topic,))
             return {Origin(str(t), int(p), int(o)): int(n) for t, p, o, n in cur.fetchall()}
 
     def raw_stock(self) -> dict[str, int]:
-        with self.connection().cursor() as cur:
+        with self.cursor() as cur:
             cur.execute(RAW_STOCK)
             return _by_product(cur.fetchall())
 
     def model_stock(self) -> dict[str, int] | None:
         """INVENTORY_STATUS's stock, or None while the model does not exist."""
         try:
-            with self.connection().cursor() as cur:
+            with self.cursor() as cur:
                 cur.execute(MODEL_STOCK)
                 return _by_product(cur.fetchall())
         except ProgrammingError:
