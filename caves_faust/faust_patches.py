@@ -117,42 +117,37 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 class Producer(aiokafka_driver.Producer):
-    """Faust's producer (stock movements, changelogs, dead letters): idempotent, and never without the leaders of
-    the topics it sends to.
-
-    aiokafka asks the broker for the metadata of the topics it had to look up, and forgets every other topic at
-    each refresh; a topic that existed when the producer started was known from its first metadata (all topics)
-    and never looked up. A refresh then forgot the DLQ topic while letters for it waited (a broker restart left
-    them there): their partitions had no leader, no later refresh asked for one, and they, and every commit
-    behind them (Faust flushes the producer first), waited for producer_request_timeout (20 minutes). Every
-    topic sent to is now asked for.
-
-    Idempotent: a produce request the broker wrote but whose answer was lost (it stopped, the connection broke)
-    is sent again by aiokafka, and without a producer id the broker wrote it twice: dead letters came out doubled
-    after a broker restart. Faust turns idempotence on only for exactly_once.
-    """
-
-    def _settings_extra(self) -> Mapping[str, Any]:
-        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
-        client = self._ensure_producer().client
-        if topic not in client._topics:
-            client.add_topic(topic)
-        return await super().send(topic, *args, **kwargs)
+    """Faust's producer (stock movements, changelogs, dead letters), on a `ProducerClient`."""
 
     def _new_producer(self, transactional_id: str | None = None) -> Any:
         producer = super()._new_producer(transactional_id)
-        producer.client.__class__ = PacedClient
+        producer.client.__class__ = ProducerClient  # before it starts: nothing of its own to set up
         return producer
 
 
-class PacedClient(AIOKafkaClient):
-    """The producer's client, which waits `retry_backoff_ms` after a metadata update that failed.
+class ProducerClient(AIOKafkaClient):
+    """The producer's client: it keeps the metadata of every topic, and paces the updates that fail.
 
-    While a partition it holds a batch for has no leader, aiokafka's sender asks for a metadata update as soon as
-    the last one is over; with the broker away, each one fails at once (connection refused): about 1,400
-    connection attempts a second for the whole outage, on the event loop the worker's own work runs on."""
+    Every topic: aiokafka asks only for the topics it had to look up and forgets the others at each refresh. A
+    topic that existed when the producer started came with its first metadata (all topics) and was never looked
+    up: a refresh after the broker restarted forgot the DLQ topic while letters for it waited, their partitions
+    had no leader, no later refresh asked for one, and they and every commit behind them (Faust flushes the
+    producer first) waited for producer_request_timeout (20 minutes); with no topic looked up yet, any send to
+    a new one made Faust's table routing fail on the changelog topic it forgot (`key_partition`: HTTP 500).
+    Asking for all topics costs a larger answer per refresh on a cluster with many.
+
+    Paced: while a partition it holds a batch for has no leader, aiokafka's sender asks for an update as soon as
+    the last one is over; with the broker away each fails at once (connection refused), about 1,400 connection
+    attempts a second for the whole outage on the worker's event loop. It waits `retry_backoff_ms` after one.
+    """
+
+    def add_topic(self, topic: str) -> asyncio.Future:
+        """Learn a topic without narrowing the refreshes to the topics looked up (they stay: all of them)."""
+        if self.cluster.partitions_for_topic(topic) is not None:
+            known: asyncio.Future = self._loop.create_future()
+            known.set_result(True)
+            return known
+        return self.force_metadata_update()
 
     async def _metadata_update(self, cluster_metadata: Any, topics: Any) -> bool:
         updated: bool = await super()._metadata_update(cluster_metadata, topics)

@@ -19,7 +19,7 @@ from caves_faust.faust_patches import (
     App,
     Consumer,
     FlowControl,
-    PacedClient,
+    ProducerClient,
     abandon,
     bootstrap_servers,
 )
@@ -94,7 +94,7 @@ async def test_subscribing_waits_until_every_topic_is_in_the_brokers_metadata(mo
 
 async def test_the_producers_client_waits_its_retry_backoff_after_a_failed_metadata_update():
     # No broker known, as while the only one is away: each update fails at once, and the sender asks again at once.
-    client = PacedClient(bootstrap_servers="127.0.0.1:9", retry_backoff_ms=200)
+    client = ProducerClient(bootstrap_servers="127.0.0.1:9", retry_backoff_ms=200)
     started = time.monotonic()
     for _ in range(5):
         assert not await client._metadata_update(client.cluster, set())
