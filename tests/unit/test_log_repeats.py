@@ -61,3 +61,11 @@ def test_every_logger_under_the_prefix_is_quieted(lines):
         logging.getLogger("chatty").error("Unable to update metadata from %s", [1])
         logging.getLogger("chatty.conn").error("Connection at %s closed", "127.0.0.1:9092")
     assert lines == ["Unable to update metadata from [1]", "Connection at 127.0.0.1:9092 closed"]
+
+
+def test_information_lines_always_go_through(lines):
+    log = logging.getLogger("chatty.conn")
+    log.addFilter(Repeats(window_seconds=60, clock=Clock()))
+    for generation in (2, 3):  # two rebalances a few seconds apart: each is news
+        log.info("Joined group %r (generation %s)", "caves_faust", generation)
+    assert lines == ["Joined group 'caves_faust' (generation 2)", "Joined group 'caves_faust' (generation 3)"]
