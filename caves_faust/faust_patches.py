@@ -128,17 +128,13 @@ class Producer(aiokafka_driver.Producer):
 class ProducerClient(AIOKafkaClient):
     """The producer's client: it keeps the metadata of every topic, and paces the updates that fail.
 
-    Every topic: aiokafka asks only for the topics it had to look up and forgets the others at each refresh. A
-    topic that existed when the producer started came with its first metadata (all topics) and was never looked
-    up: a refresh after the broker restarted forgot the DLQ topic while letters for it waited, their partitions
-    had no leader, no later refresh asked for one, and they and every commit behind them (Faust flushes the
-    producer first) waited for producer_request_timeout (20 minutes); with no topic looked up yet, any send to
-    a new one made Faust's table routing fail on the changelog topic it forgot (`key_partition`: HTTP 500).
-    Asking for all topics costs a larger answer per refresh on a cluster with many.
+    Every topic: aiokafka's refreshes ask only for the topics it had to look up and forget the others, among them
+    those it knew from its first metadata: the DLQ topic (letters then wait for a leader no refresh asks for, and
+    every commit behind them) and the changelogs Faust's table routing reads (`key_partition`). The cost is a
+    larger answer per refresh on a cluster with many topics.
 
-    Paced: while a partition it holds a batch for has no leader, aiokafka's sender asks for an update as soon as
-    the last one is over; with the broker away each fails at once (connection refused), about 1,400 connection
-    attempts a second for the whole outage on the worker's event loop. It waits `retry_backoff_ms` after one.
+    Paced: while a batch's partition has no leader, aiokafka's sender asks again as soon as an update is over,
+    and with the broker away each fails at once: it spun on the worker's event loop for the whole outage.
     """
 
     def add_topic(self, topic: str) -> asyncio.Future:

@@ -1,7 +1,7 @@
 """Libraries that log every failed try, each line passed once per window with the count of those held back.
 
 aiokafka logs each refused connection, failed metadata update, fetch and coordinator lookup while the broker is
-away: about 3,400 lines for a 30 s outage, 113 a second, over the worker's own warnings. The first warning or
+away, many a second, over the worker's own warnings. The first warning or
 error of each kind (logger and message template) goes through; the same kind again within `window_seconds` is
 held back and counted, and the next one through says how many were held back. Information lines always go
 through: they tell state changes ("Joined group ...", "Setting newly assigned partitions"), each one news, and
