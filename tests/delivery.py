@@ -26,6 +26,15 @@ from tests.integration.events import INVALID_CASES, Case, cases, expected_stock,
 Coordinate = tuple[int, int]  # (partition, offset) on the sales topic
 
 
+def metric(worker: Worker, series: str) -> float | None:
+    """The sum of the values of `series` on the worker's /metrics (a name, or a name with its labels: one series;
+    0.0 when it has none yet), or None while /metrics does not answer."""
+    status, text = worker.get("/metrics")
+    if status != 200:
+        return None
+    return sum(float(v) for v in re.findall(rf"^{re.escape(series)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
 @dataclass
 class Sent:
     """Every case produced to the sales topic, by coordinate."""

@@ -12,8 +12,8 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from caves_faust.devstack.harness import Pipeline, Worker, wait_until
-from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, mixed_payloads
+from caves_faust.devstack.harness import Pipeline, wait_until
+from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, metric, mixed_payloads
 from tests.integration.dead_letters import command
 from tests.integration.events import expected_stock
 
@@ -29,12 +29,6 @@ def table(output: str) -> dict[int, tuple[int | None, ...]]:
     """partition -> (committed, rows, letters, replays, missing, doubled, not in log) from the audit's table."""
     return {int(m[1]): (None if m[2] == "-" else int(m[2]), *map(int, m.groups()[2:]))
             for m in TABLE_ROW.finditer(output)}
-
-
-def metric(worker: Worker, name: str) -> float | None:
-    status, text = worker.get("/metrics")
-    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE) if status == 200 else None
-    return float(found[1]) if found else None
 
 
 def delete_log_head(bootstrap: str, topic: str, partition: int, before: int) -> None:

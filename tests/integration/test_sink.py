@@ -12,7 +12,7 @@ import pytest
 
 from caves_faust.devstack.harness import wait_until
 from caves_faust.warehouse import DDL
-from tests.delivery import Sent, assert_exactly_once
+from tests.delivery import Sent, assert_exactly_once, metric
 from tests.integration.events import cases, order, valid_events
 
 pytestmark = pytest.mark.integration
@@ -45,13 +45,6 @@ def test_a_row_snowflake_refuses_goes_to_the_dlq_and_the_others_are_stored(pipel
     assert letter["error_type"] == "snowflake_rejected" and "1049" in letter["error_message"]
     assert json.loads(letter["payload"]) == refused
     assert pipeline.row_count() == len(accepted)
-
-
-def metric(worker, name: str) -> float:
-    """The sum of a counter's series on /metrics."""
-    status, text = worker.get("/metrics")
-    assert status == 200
-    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
 def test_a_batch_refused_as_a_whole_is_retried_with_backoff_then_stored(pipeline, start_worker, stack):

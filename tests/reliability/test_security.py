@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import socket
 
 import pytest
@@ -12,8 +11,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from caves_faust.devstack.harness import wait_until
 from caves_faust.devstack.process import free_port
-from tests.delivery import mixed_payloads
+from tests.delivery import metric, mixed_payloads
 from tests.reliability.faults import listening_addresses, non_loopback_address
+
+OUTAGE_RETRIES = 'snowflake_retries_total{reason="outage"}'
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +42,6 @@ def encrypted_private_key(path) -> str:
                             serialization.BestAvailableEncryption(PASSPHRASE.encode()))
     path.write_bytes(pem)
     return pem.decode().splitlines()[5]
-
-
-def outage_retries(worker) -> float:
-    status, text = worker.get("/metrics")
-    found = re.search(r'^snowflake_retries_total\{reason="outage"\} (\S+)$', text, re.M) if status == 200 else None
-    return float(found.group(1)) if found else 0.0
 
 
 @pytest.mark.parametrize("auth", ["password", "key_pair"])
@@ -77,7 +72,7 @@ def test_no_secret_in_logs_errors_metrics_or_web_pages(auth, pipeline, start_wor
     worker = start_worker(**env)
 
     # The real-account code path ran and failed, connection after connection, with its errors in the log.
-    wait_until(lambda: outage_retries(worker) >= 3, 90, "three failed Snowflake connections, retried")
+    wait_until(lambda: (metric(worker, OUTAGE_RETRIES) or 0) >= 3, 90, "three failed Snowflake connections, retried")
     assert "Snowflake unavailable, retrying with backoff: reason=outage error=OperationalError" in worker.log_text()
     assert "account canary-account" in worker.log_text()
     wait_until(lambda: len(pipeline.dead_letters()) == 4, 60, "the dead letters (they do not need Snowflake)")
