@@ -50,10 +50,9 @@ class Repeats(logging.Filter):
             del self._kinds[kind]
 
 
-def quiet_repeats(prefixes: tuple[str, ...] = QUIETED, window_seconds: float = WINDOW_SECONDS) -> Repeats:
+def quiet_repeats(prefixes: tuple[str, ...] = QUIETED, window_seconds: float = WINDOW_SECONDS) -> None:
     """Hold back the repeats of every logger named by `prefixes` or under them (created by now: import first)."""
     repeats = Repeats(window_seconds)
     names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] in prefixes]
     for name in {*prefixes, *names}:
         logging.getLogger(name).addFilter(repeats)
-    return repeats
