@@ -30,6 +30,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: install lint
 	$(PY) -m pytest
@@ -37,7 +38,7 @@ test: install lint
 dashboard: install
 	$(PY) -m caves_faust.dashboard
 
-# The README's pictures of the dashboard, taken by its browser test on a corpus of its own.
+# The pictures of the dashboard in docs/dashboard.md, taken by its browser test on a corpus of its own.
 screenshots: install
 	DASHBOARD_SCREENSHOTS=docs/dashboard $(PY) -m pytest -q tests/integration/test_dashboard.py -k chromium
 

@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, row_count, rss_mb
-from caves_faust.devstack.harness import Pipeline, wait_until
-from caves_faust.generator import EventGenerator
+from caves_faust.generator.events import EventGenerator
 from caves_faust.settings import load_settings
-from caves_faust.warehouse import Batch, Warehouse, rows_json
+from caves_faust.snowflake.connection import Batch, Warehouse, rows_json
+from tests.harness import Pipeline, wait_until
 
 PIPELINE_EVENTS = 100_000
 SINK_BATCH_SIZES = (100, 1000, 5000, 20000)

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from caves_faust.devstack.harness import Pipeline, Stack
-from caves_faust.generator import EventGenerator
+from caves_faust.generator.events import EventGenerator
+from tests.harness import Pipeline, Stack
 
 RESULTS = Path(__file__).parent / "results"
 PRODUCE_CHUNK = 5000

@@ -1,24 +1,38 @@
 """caves_faust: Les Caves d'Albert's sales events, from Kafka to Snowflake, on Faust.
 
-`faust -A caves_faust ...` finds the app here; importing the modules below registers the agents,
-tables, web views, metrics and commands.
+`faust -A caves_faust ...` asks this package for `app`: only then are the modules that register the agents,
+tables, web views, timers and commands imported (`WORKER_MODULES`), so importing `caves_faust.dashboard` or
+`caves_faust.devstack` costs no Faust and builds no worker.
 """
 
-from caves_faust import connector  # noqa: F401  (first: sets the connector's optional imports aside)
+from __future__ import annotations
 
-# isort: split
-from caves_faust import (  # noqa: F401  (registration by import)
-    audit,
-    commands,
-    dlq_commands,
-    elt,
-    elt_schedule,
-    intake,
-    probes,
-    stock,
-    views,
-    web_metrics,
+import importlib
+from typing import Any
+
+# Each registers what it declares on the app when imported; the Snowflake connector's import comes first (its
+# package sets the connector's optional imports aside).
+WORKER_MODULES = (
+    "caves_faust.snowflake",
+    "caves_faust.intake.agent",
+    "caves_faust.intake.lag",
+    "caves_faust.stock.views",
+    "caves_faust.stock.levels",
+    "caves_faust.elt.schedule",
+    "caves_faust.elt.command",
+    "caves_faust.generator.command",
+    "caves_faust.dlq.commands",
+    "caves_faust.audit",
 )
-from caves_faust.app import app
 
 __all__ = ["app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "app":
+        raise AttributeError(f"module 'caves_faust' has no attribute {name!r}")
+    for module in WORKER_MODULES:
+        importlib.import_module(module)
+    from caves_faust.faust_app import app
+
+    return app

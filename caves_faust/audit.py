@@ -23,15 +23,18 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from snowflake.connector.errors import ProgrammingError
 
-from caves_faust import metrics
-from caves_faust.app import app, settings
-from caves_faust.commands import ExitCodeCommand
-from caves_faust.dlq_log import read_letters
-from caves_faust.kafka_admin import committed_offsets, partition_count
-from caves_faust.replays import Origin, origin_of, stored_copies
+from caves_faust.cli import ExitCodeCommand
+from caves_faust.dlq.log import read_letters
+from caves_faust.events.origin import Origin, origin_of
+from caves_faust.faust_app import app, settings
+from caves_faust.kafka.admin import committed_offsets, partition_count
+from caves_faust.kafka.topic_log import group_less_consumer, log_bounds, records
+from caves_faust.observability import metrics
 from caves_faust.settings import Settings
-from caves_faust.topic_log import group_less_consumer, log_bounds, records
-from caves_faust.warehouse import RAW_EVENTS_TABLE, WAREHOUSE_ERRORS, Warehouse
+from caves_faust.sink.replays import stored_copies
+from caves_faust.snowflake.connection import Warehouse
+from caves_faust.snowflake.errors import WAREHOUSE_ERRORS
+from caves_faust.snowflake.tables import RAW_EVENTS_TABLE
 
 log = logging.getLogger(__name__)
 

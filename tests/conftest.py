@@ -16,7 +16,7 @@ import pytest
 # Unit tests import the app: keep its settings off any local .env and on in-memory tables.
 os.environ.setdefault("FAUST_STORE", "memory://")
 
-from caves_faust.devstack.harness import Pipeline, Stack, Worker  # noqa: E402
+from tests.harness import Pipeline, Stack, Worker  # noqa: E402
 
 _names = itertools.count()
 

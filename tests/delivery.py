@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from caves_faust.devstack.harness import Pipeline, Worker, wait_until
-from caves_faust.dlq import MAX_PAYLOAD_BYTES
-from tests.integration.events import INVALID_CASES, Case, cases, expected_stock, valid_events
+from caves_faust.events.letters import MAX_PAYLOAD_BYTES
+from tests.corpus import INVALID_CASES, Case, cases, expected_stock, stock_of, valid_events
+from tests.harness import Pipeline, Worker, wait_until
 
 Coordinate = tuple[int, int]  # (partition, offset) on the sales topic
 
@@ -101,7 +101,7 @@ class BackgroundProducer:
 def stock_served(worker: Worker) -> dict[str, int] | None:
     """product id -> stock as `/stock/` serves it, or None while the worker cannot answer (recovering)."""
     status, body = worker.get("/stock/")
-    return {p["product_id"]: p["stock"] for p in body["products"]} if status == 200 else None
+    return stock_of(body) if status == 200 else None
 
 
 def letter_payload(letter: dict) -> bytes:

@@ -19,7 +19,8 @@ from snowflake.connector import SnowflakeConnection
 
 from caves_faust.dashboard.config import settings
 from caves_faust.dashboard.pause import RETRY_SECONDS, Pause
-from caves_faust.warehouse import WAREHOUSE_ERRORS, connect_kwargs, describe
+from caves_faust.snowflake.connection import connect_kwargs, describe
+from caves_faust.snowflake.errors import WAREHOUSE_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from caves_faust import snowflake  # noqa: F401  (first: sets the Snowflake connector's optional imports aside)
+
+# isort: split
+
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.devstack.process import DevstackError
 from caves_faust.devstack.snowflake import EmbeddedSnowflake

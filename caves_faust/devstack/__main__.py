@@ -55,7 +55,7 @@ def demo(settings: Settings) -> None:
         f"\ncaves_faust demo running:\n  worker UI  {web}/\n  stock      {web}/stock/\n"
         f"  tables     {web}/table/\n  metrics    {web}/metrics\n"
         f"  dashboard  http://localhost:{settings.dashboard_port}/\n"
-        f"  warehouse  {builds} (README: the warehouse layers)\nCtrl-C stops everything this started.\n",
+        f"  warehouse  {builds} (docs/warehouse-layers.md)\nCtrl-C stops everything this started.\n",
         flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

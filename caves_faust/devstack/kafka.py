@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from caves_faust.devstack.process import DevstackError, ManagedProcess
-from caves_faust.kafka_admin import create_topics
+from caves_faust.kafka.admin import create_topics
 
 POM = resources.files("caves_faust.devstack") / "pom.xml"
 LOG4J = resources.files("caves_faust.devstack") / "log4j.properties"

@@ -1,5 +1,5 @@
-"""Dead letters written by a test itself, in the worker's letter format (caves_faust.dlq.DeadLetter.to_json): what
-an earlier version of the worker left in the DLQ, and commands that read them."""
+"""Dead letters written by a test itself, in the worker's letter format (caves_faust.events.letters.DeadLetter.to_json):
+what an earlier version of the worker left in the DLQ, and commands that read them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 from aiokafka import AIOKafkaProducer
 
-from caves_faust.devstack.harness import Pipeline, Worker
+from tests.harness import Pipeline, Worker
 
 COMMAND_SECONDS = 120
 

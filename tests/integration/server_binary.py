@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from caves_faust.devstack.harness import wait_until
+from tests.harness import wait_until
 
 LOG_TAIL = 3000  # characters of its log shown when it exits early
 STOP_SECONDS = 30

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from caves_faust.devstack.harness import Pipeline, Stack, wait_until
 from caves_faust.devstack.process import free_port
+from tests.harness import Pipeline, Stack, wait_until
 from tests.integration.server_binary import ServerBinary
 from tests.integration.test_observability import RULES, Prometheus, wave
 from tests.tools import require_command

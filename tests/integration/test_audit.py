@@ -12,10 +12,10 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from caves_faust.devstack.harness import Pipeline, wait_until
+from tests.corpus import expected_stock
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, metric, mixed_payloads
+from tests.harness import Pipeline, wait_until
 from tests.integration.dead_letters import command
-from tests.integration.events import expected_stock
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -30,10 +30,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from caves_faust.devstack.harness import Pipeline, Stack, Worker, wait_until
 from caves_faust.devstack.process import free_port
-from caves_faust.generator import INVALID, EventGenerator, Message
+from caves_faust.generator.events import INVALID, EventGenerator, Message
 from tests.browser import Chromium
+from tests.corpus import expected_stock
+from tests.delivery import stock_served
+from tests.harness import Pipeline, Stack, Worker, wait_until
 from tests.reliability.faults import listening_addresses, non_loopback_address
 
 pytestmark = pytest.mark.integration
@@ -93,12 +95,9 @@ class Corpus:
         return sum(m.kind == INVALID for m in self.messages)
 
     def stock(self) -> dict[int, int]:
-        stock: Counter[int] = Counter()
-        for order in self.orders:
-            stock[order["product_id"]] -= order["quantity"]
-        for adjustment in self.events("INVENTORY_ADJUSTED"):
-            stock[adjustment["product_id"]] += adjustment["quantity_change"]
-        return dict(stock)
+        """product id (a number, as the pages show it) -> stock."""
+        valid = self.orders + self.events("INVENTORY_ADJUSTED")
+        return {int(product): stock for product, stock in expected_stock(valid).items()}
 
     def sales(self, days: int, shift: int = 0) -> tuple[Decimal, int, int]:
         """Revenue, orders and bottles of the `days` days ending `shift` days before today, in the shop's dates."""
@@ -151,18 +150,13 @@ def shop(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     try:
         wait_until(lambda: pipeline.row_count() == corpus.valid, 120, "every valid event in Snowflake")
         expected = {str(p): s for p, s in corpus.stock().items()}
-        wait_until(lambda: served_stock(worker) == expected, 60, "the worker's stock to match the corpus")
+        wait_until(lambda: stock_served(worker) == expected, 60, "the worker's stock to match the corpus")
         built = pipeline.elt()
         assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
         letters_in_snowflake(pipeline, corpus.invalid)
         yield pipeline, worker, corpus
     finally:
         worker.stop()
-
-
-def served_stock(worker: Worker) -> dict[str, int]:
-    status, body = worker.get("/stock/")
-    return {p["product_id"]: p["stock"] for p in body["products"]} if status == 200 else {}
 
 
 def letters_in_snowflake(pipeline: Pipeline, count: int) -> None:

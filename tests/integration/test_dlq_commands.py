@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from caves_faust.devstack.harness import Pipeline
+from tests.harness import Pipeline
 from tests.integration.dead_letters import command, letter, write_letters
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,6 @@ accounts for every copy."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 
@@ -15,10 +14,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from snowflake.connector.errors import ProgrammingError
 
-from caves_faust.devstack.harness import Pipeline, wait_until
+from tests.corpus import INVALID_PAYLOADS, adjustment, encoded, expected_stock, order
 from tests.delivery import stock_served
+from tests.harness import Pipeline, wait_until
 from tests.integration.dead_letters import command, letter, write_letters
-from tests.integration.events import INVALID_PAYLOADS, adjustment, expected_stock, order
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +76,7 @@ def dlq_events(pipeline: Pipeline) -> list[tuple[tuple[int, int], bool]]:
 
 def test_replay_stores_each_valid_letter_once_reports_the_others(pipeline: Pipeline, start_worker, sink_mode):
     valid, invalid = originals()
-    payloads = [json.dumps(e, ensure_ascii=False).encode() for e in valid] + [p for p, _ in invalid]
+    payloads = encoded(valid) + [p for p, _ in invalid]
     keys = [str(e["product_id"]).encode() for e in valid] + [b"bad"] * len(invalid)
     coordinates = pipeline.produce(payloads, keys)
     now = time.time()

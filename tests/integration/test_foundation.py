@@ -10,25 +10,19 @@ import time
 
 import pytest
 
-from caves_faust.devstack.harness import Stack, wait_until
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
-from caves_faust.kafka_admin import partition_count, wait_for_topics
+from caves_faust.kafka.admin import partition_count, wait_for_topics
+from tests.corpus import order
+from tests.harness import Stack, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def order(line: int, product: int = 1001, quantity: int = 2) -> dict:
-    return {
-        "event_type": "ORDER_CREATED", "order_line_id": line, "customer_id": 7, "product_id": product,
-        "quantity": quantity, "unit_price": 12.5, "total_price": 25.0, "product_name": "Château Test",
-    }
-
-
 def test_event_produced_to_kafka_lands_as_a_row_in_snowflake(pipeline, start_worker):
     start_worker()
-    sent = [order(1), order(2)]
+    sent = [order(line, 1001, customer_id=7, product_name="Château Test") for line in (1, 2)]
     coordinates = pipeline.produce(sent)
 
     rows = wait_until(lambda: len(pipeline.rows()) == 2 and pipeline.rows(), 60, "2 rows in RAW_EVENTS_STREAM")

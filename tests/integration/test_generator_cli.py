@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from caves_faust.devstack.harness import Pipeline
 from caves_faust.devstack.process import free_port
-from caves_faust.generator import EventGenerator
-from caves_faust.validation import validate
+from caves_faust.events.validation import validate
+from caves_faust.generator.events import EventGenerator
+from tests.harness import Pipeline
 
 pytestmark = pytest.mark.integration
 

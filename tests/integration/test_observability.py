@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from caves_faust.devstack.harness import Pipeline, Worker, wait_until
 from caves_faust.devstack.process import free_port
+from tests.corpus import expected_stock
+from tests.harness import Pipeline, Worker, wait_until
 from tests.integration.server_binary import ServerBinary
 from tests.tools import unavailable
 
@@ -162,13 +163,6 @@ def wave(number: int, products: tuple[int, ...] = PRODUCTS) -> tuple[list[dict],
                        "quantity": "two"},
     }
     return orders + adjustments, invalid
-
-
-def expected_stock(valid: list[dict]) -> dict[str, float]:
-    stock: Counter = Counter()
-    for event in valid:
-        stock[str(event["product_id"])] += event.get("quantity_change", -event.get("quantity", 0))
-    return dict(stock)
 
 
 def size(payload: Any) -> int:

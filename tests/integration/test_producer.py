@@ -8,7 +8,7 @@ import pytest
 from faust.types import TP
 
 from caves_faust.faust_patches import App
-from caves_faust.kafka_admin import create_topics
+from caves_faust.kafka.admin import create_topics
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from caves_faust.devstack.harness import wait_until
-from caves_faust.warehouse import DDL
+from caves_faust.snowflake.tables import DDL
+from tests.corpus import cases, order, valid_events
 from tests.delivery import Sent, assert_exactly_once, metric
-from tests.integration.events import cases, order, valid_events
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.integration
 

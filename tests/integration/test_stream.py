@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from caves_faust.devstack.harness import wait_until
+from tests.corpus import INVALID_PAYLOADS, encoded, expected_stock, stock_of, valid_events
 from tests.delivery import letter_payload, stock_served
-from tests.integration.events import INVALID_PAYLOADS, encoded, expected_stock, valid_events
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def assert_stock_served(worker, expected: dict[str, int]) -> None:
         assert set(body["window"]) >= {"start", "end", "units_sold", "revenue", "net_adjustment", "order_count"}
     status, body = worker.get("/stock/")
     assert status == 200
-    assert {p["product_id"]: p["stock"] for p in body["products"]} == expected
+    assert stock_of(body) == expected
 
 
 def test_mixed_stream_dlq_stock_and_restart(pipeline, start_worker):

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from caves_faust.devstack.harness import Stack
-from caves_faust.streaming.auth import Credentials
-from caves_faust.streaming.channels import ChannelFenced, ChannelStatus, StreamingClient, StreamingUnavailable
-from caves_faust.streaming.writer import StreamingWriter, StreamRow, Written
-from caves_faust.warehouse import DDL
+from caves_faust.sink.channels import StreamingWriter, StreamRow, Written
+from caves_faust.snowflake.streaming_auth import Credentials
+from caves_faust.snowflake.streaming_client import ChannelFenced, ChannelStatus, StreamingClient, StreamingUnavailable
+from caves_faust.snowflake.tables import DDL
+from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
 

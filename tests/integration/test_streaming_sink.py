@@ -11,17 +11,18 @@ from typing import Any, Callable, cast
 
 import pytest
 import snowflake.connector
+from faust.events import Event
 
 from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
-from caves_faust.retry import RetryPolicy
-from caves_faust.streaming.auth import Credentials
-from caves_faust.streaming.channels import StreamingClient
-from caves_faust.streaming.sink import StreamingSink
-from caves_faust.streaming.writer import StreamingWriter
-from caves_faust.triage import classify
-from caves_faust.warehouse import DDL
-from tests.integration.events import order
+from caves_faust.intake.classify import classify
+from caves_faust.sink.channels import StreamingWriter
+from caves_faust.sink.retry import RetryPolicy
+from caves_faust.sink.streaming import StreamingSink
+from caves_faust.snowflake.streaming_auth import Credentials
+from caves_faust.snowflake.streaming_client import StreamingClient
+from caves_faust.snowflake.tables import DDL
+from tests.corpus import fake_event, order
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +58,9 @@ def client(server: EmbeddedSnowflake) -> StreamingClient:
                            timeout_seconds=10)
 
 
-def event(offset: int) -> Any:
+def event(offset: int) -> Event:
     payload = json.dumps(order(offset, product=1000 + offset)).encode()
-    return SimpleNamespace(message=SimpleNamespace(topic="sales_events", partition=PARTITION, offset=offset,
-                                                   timestamp=1_796_000_000.0 + offset, key=b"k", value=payload,
-                                                   headers=[]))
+    return fake_event(PARTITION, offset, payload, key=b"k", timestamp=1_796_000_000.0 + offset)
 
 
 def sink(ours: StreamingClient, owned: set[int]) -> StreamingSink:

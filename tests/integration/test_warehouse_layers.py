@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from caves_faust.devstack.harness import Pipeline, Stack, Worker, wait_until
+from tests.corpus import Case, cases
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once
-from tests.integration.events import Case, cases
+from tests.harness import Pipeline, Stack, Worker, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ from datetime import datetime
 
 import pytest
 
-from caves_faust.devstack.harness import wait_until
 from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
-from caves_faust.warehouse import DDL
+from caves_faust.snowflake.tables import DDL
+from tests.corpus import INVALID_CASES, cases, order
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, mixed_payloads, partition_offsets_delivered
-from tests.integration.events import INVALID_CASES, cases, order
+from tests.harness import wait_until
 from tests.reliability.faults import AppendTrap, CommitOfWrite, SnowflakeTrap, first_rows_insert
 
 ABORTED = "aborting a transaction idle"

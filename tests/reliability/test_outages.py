@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from caves_faust.devstack.harness import wait_until
 from tests.delivery import Sent, assert_exactly_once, mixed_payloads
+from tests.harness import wait_until
 from tests.reliability.faults import set_topic_config
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import signal
 
 import pytest
 
-from caves_faust.devstack.harness import wait_until
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, mixed_payloads
+from tests.harness import wait_until
 from tests.reliability.faults import AppendTrap
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from caves_faust.devstack.harness import wait_until
 from caves_faust.devstack.process import free_port
 from tests.delivery import metric, mixed_payloads
+from tests.harness import wait_until
 from tests.reliability.faults import listening_addresses, non_loopback_address
 
 OUTAGE_RETRIES = 'snowflake_retries_total{reason="outage"}'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from caves_faust.audit import AuditReport, PartitionAudit, StockAudit, account, differences
-from caves_faust.replays import Origin
+from caves_faust.events.origin import Origin
 
 
 def test_every_offset_is_stored_once_as_a_row_or_a_letter():

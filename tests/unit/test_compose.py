@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from faust.cli.faust import cli
 
-import caves_faust  # noqa: F401  (registers the app's commands, `generate` among them, on the faust CLI)
+import caves_faust
 from caves_faust import dashboard
 from caves_faust.devstack import snowflake
 from caves_faust.settings import env_names, load_settings
@@ -129,6 +129,7 @@ def test_ports_match_the_code(services):
 
 
 def test_commands_are_real_cli_commands(services):
+    assert caves_faust.app  # registers the app's commands, `generate` among them, on the faust CLI
     for name, subcommand in (("worker", "worker"), ("generator", "generate")):
         command = services[name]["command"]
         assert command[:4] == ["faust", "-A", "caves_faust", subcommand]

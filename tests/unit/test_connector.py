@@ -4,8 +4,8 @@ afterwards (the dashboard does)."""
 import subprocess
 import sys
 
-from caves_faust.connector import DATAFRAMES
 from caves_faust.devstack.process import free_port
+from caves_faust.snowflake.connector import DATAFRAMES
 
 
 def run(code: str) -> str:
@@ -15,17 +15,18 @@ def run(code: str) -> str:
 
 
 def test_the_worker_modules_leave_the_dataframe_libraries_out():
-    loaded = run("import sys, caves_faust.intake, snowflake.connector.options as o; "
+    loaded = run("import sys, caves_faust.intake.agent, snowflake.connector.options as o; "
                  f"print(sorted(m for m in {DATAFRAMES!r} if m in sys.modules), o.installed_pandas)")
     assert loaded == "[] False"
 
 
 def test_pandas_still_imports_afterwards():
-    assert run("import caves_faust, pandas; print(pandas.DataFrame({'a': [1, 2]})['a'].sum())") == "3"
+    assert run("import caves_faust.snowflake, pandas; print(pandas.DataFrame({'a': [1, 2]})['a'].sum())") == "3"
 
 
 def test_a_process_that_imported_pandas_first_keeps_the_connector_s_dataframe_support():
-    assert run("import pandas, caves_faust, snowflake.connector.options as o; print(o.installed_pandas)") == "True"
+    imported = run("import pandas, caves_faust.snowflake, snowflake.connector.options as o; print(o.installed_pandas)")
+    assert imported == "True"
 
 
 def stderr_of(code: str) -> str:
@@ -35,7 +36,7 @@ def stderr_of(code: str) -> str:
 
 
 RAISE_IN_A_TIMER = """
-import logging, threading, caves_faust
+import logging, threading, caves_faust.snowflake
 from snowflake.connector.errors import OperationalError
 logging.basicConfig(format="%(levelname)s %(message)s")
 def fail():
@@ -72,4 +73,4 @@ def test_the_connector_s_tries_that_fail_to_connect_are_not_each_a_warning():
     port = free_port()  # nothing listens there
     without = stderr_of(RETRY_A_REFUSED_CONNECTION.format(imports="", port=port))
     assert "Retrying (Retry(total=0" in without  # what urllib3 says by itself
-    assert stderr_of(RETRY_A_REFUSED_CONNECTION.format(imports=", caves_faust", port=port)) == ""
+    assert stderr_of(RETRY_A_REFUSED_CONNECTION.format(imports=", caves_faust.snowflake", port=port)) == ""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from caves_faust import metrics
-from caves_faust.cost import WarehouseClock
+from caves_faust.observability import metrics
+from caves_faust.snowflake.cost import WarehouseClock
 
 
 def test_gaps_shorter_than_the_auto_suspend_keep_the_warehouse_up_and_longer_ones_let_it_suspend():

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
-from caves_faust import metrics
 from caves_faust.dashboard import french
 from caves_faust.dashboard.live import Builds, builds_in
 from caves_faust.dashboard.periods import PERIODS, Totals, this_and_before
 from caves_faust.dashboard.prod import read
+from caves_faust.observability import metrics
 
 PARIS = ZoneInfo("Europe/Paris")
 

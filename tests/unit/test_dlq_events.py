@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import json
 import re
-from types import SimpleNamespace
-from typing import cast
 
-from faust.types import EventT
-
-from caves_faust.dlq import DeadLetter
-from caves_faust.dlq_events import DDL, stream_row
-from caves_faust.validation import InvalidEvent
+from caves_faust.events.letters import DeadLetter
+from caves_faust.events.validation import InvalidEvent
+from caves_faust.sink.rows import letter_stream_row
+from caves_faust.snowflake.tables import DLQ_EVENTS_DDL
+from tests.corpus import fake_event
 
 
 def letter(value: bytes, timestamp: float | None) -> DeadLetter:
-    message = SimpleNamespace(topic="sales_events", partition=5, offset=1234, timestamp=timestamp, key=b"\xff42",
-                              value=value)
-    return DeadLetter(cast(EventT, SimpleNamespace(message=message)), InvalidEvent("missing_field", "no product_id"))
+    event = fake_event(5, 1234, value, key=b"\xff42", timestamp=timestamp)
+    return DeadLetter(event, InvalidEvent("missing_field", "no product_id"))
 
 
 def test_a_streamed_letter_fills_the_columns_of_dlq_events_from_the_letter():
-    row = stream_row(letter('{"event_type": "ORDER_CREATED", "vin": "Chablis"}'.encode(), 1764590400.25))
+    row = letter_stream_row(letter('{"event_type": "ORDER_CREATED", "vin": "Chablis"}'.encode(), 1764590400.25))
 
     assert (row.partition, row.offset) == (5, 1234)
     assert json.loads(row.line) == {
@@ -32,9 +29,9 @@ def test_a_streamed_letter_fills_the_columns_of_dlq_events_from_the_letter():
         "SOURCE_OFFSET": 1234, "SOURCE_TIMESTAMP": "2025-12-01T12:00:00.250+00:00", "SOURCE_KEY": "/zQy",
         "SOURCE_KEY_ENCODING": "base64",
     }
-    columns = set(re.findall(r"^\s+([A-Z_]+) ", DDL[0], re.MULTILINE))
+    columns = set(re.findall(r"^\s+([A-Z_]+) ", DLQ_EVENTS_DDL, re.MULTILINE))
     assert set(json.loads(row.line)) < columns  # columns of the table; REPLAYED and the times keep their defaults
 
 
 def test_a_letter_without_timestamp_leaves_the_column_to_null():
-    assert "SOURCE_TIMESTAMP" not in json.loads(stream_row(letter(b"\x00", None)).line)
+    assert "SOURCE_TIMESTAMP" not in json.loads(letter_stream_row(letter(b"\x00", None)).line)

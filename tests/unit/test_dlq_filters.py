@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from caves_faust.dlq_commands import IsoTime, LetterFilter, shown_payload
-from caves_faust.dlq_log import StoredLetter
+from caves_faust.dlq.commands import IsoTime, LetterFilter, shown_payload
+from caves_faust.dlq.log import StoredLetter
 
 NOON = datetime(2026, 11, 30, 12, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dbt.adapters.snowflake.connections import SnowflakeCredentials
 
-from caves_faust.elt import PASSPHRASE_VARIABLE, PASSWORD_VARIABLE, PROFILE, BuildResult, profile, run_results
+from caves_faust.elt.build import PASSPHRASE_VARIABLE, PASSWORD_VARIABLE, PROFILE, BuildResult, profile, run_results
 from caves_faust.settings import SettingsError, load_settings
 
 ADAPTER_FIELDS = {f.name for f in dataclasses.fields(SnowflakeCredentials)}

@@ -9,7 +9,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from faust.events import Event
 from faust.types import Message
 from mode.utils.queues import ThrowableQueue
 
@@ -23,12 +22,7 @@ from caves_faust.faust_patches import (
     abandon,
     bootstrap_servers,
 )
-
-
-def event(offset: int) -> Event:
-    message = Message(topic="sales_events", partition=0, offset=offset, timestamp=0.0, timestamp_type=0,
-                      headers=[], key=None, value=b"{}", checksum=None)
-    return Event(SimpleNamespace(), None, b"{}", [], message)  # type: ignore[arg-type]
+from tests.corpus import fake_event, fake_message
 
 
 def app_with_unacked(*messages: Message) -> SimpleNamespace:
@@ -51,7 +45,7 @@ def test_resuming_a_running_flow_keeps_what_the_agents_have_buffered():
 
 
 async def test_clearing_an_agents_buffer_abandons_its_events_and_those_waiting_to_get_in():
-    buffered, waiting, elsewhere = event(1), event(2), event(3)
+    buffered, waiting, elsewhere = fake_event(0, 1), fake_event(0, 2), fake_event(0, 3)
     app = app_with_unacked(buffered.message, waiting.message, elsewhere.message)
     flow = FlowControl()
     flow.resume()
@@ -67,7 +61,7 @@ async def test_clearing_an_agents_buffer_abandons_its_events_and_those_waiting_t
 
 
 def test_abandon_forgets_only_the_messages_named():
-    kept, dropped = event(1).message, event(2).message
+    kept, dropped = fake_message(0, 1), fake_message(0, 2)
     app = app_with_unacked(kept, dropped)
     abandon(app, iter([dropped]))
     assert app.consumer.unacked == {kept}
@@ -124,7 +118,7 @@ async def _put(queue: asyncio.Queue, value: str) -> str:
 async def consumer():
     """A new consumer of the app, made inside the test's event loop (mode binds its events to the loop they are
     made in), never started: the race needs none of its connections."""
-    from caves_faust.app import app
+    from caves_faust.faust_app import app
 
     consumer = Consumer(app.transport, callback=app.topics.on_message, on_partitions_revoked=app._on_partitions_revoked,
                         on_partitions_assigned=app._on_partitions_assigned, loop=asyncio.get_running_loop())

@@ -7,11 +7,11 @@ import time
 from types import SimpleNamespace
 from typing import Any, cast
 
-from caves_faust.retry import RetryPolicy
-from caves_faust.streaming.auth import Credentials
-from caves_faust.streaming.channels import StreamingClient
-from caves_faust.streaming.sink import StreamingSink
-from caves_faust.streaming.writer import StreamingWriter
+from caves_faust.sink.channels import StreamingWriter
+from caves_faust.sink.retry import RetryPolicy
+from caves_faust.sink.streaming import StreamingSink
+from caves_faust.snowflake.streaming_auth import Credentials
+from caves_faust.snowflake.streaming_client import StreamingClient
 
 
 def sink(owned: set[int], rebalancing: bool = False) -> StreamingSink:

@@ -11,7 +11,9 @@ from typing import Iterator
 
 import pytest
 
-from caves_faust.generator import (
+from caves_faust.events.records import ADJUSTMENT_TYPES, CATEGORIES, INVENTORY_ADJUSTED, ORDER_CREATED
+from caves_faust.events.validation import InvalidEvent, validate
+from caves_faust.generator.events import (
     CUSTOMER_IDS,
     INVALID,
     MISTAKES,
@@ -22,8 +24,7 @@ from caves_faust.generator import (
     Message,
     catalog,
 )
-from caves_faust.models import ADJUSTMENT_TYPES, CATEGORIES, INVENTORY_ADJUSTED, ORDER_CREATED
-from caves_faust.validation import InvalidEvent, validate
+from tests.corpus import stock_change
 
 SAMPLE = 5000
 
@@ -179,10 +180,7 @@ def stock_after_each_event(messages: list[Message]) -> Iterator[tuple[dict, dict
         if message.kind == INVALID:
             continue
         event = json.loads(message.value)
-        if event["event_type"] == ORDER_CREATED:
-            stock[event["product_id"]] -= event["quantity"]
-        else:
-            stock[event["product_id"]] += event["quantity_change"]
+        stock[event["product_id"]] += stock_change(event)
         yield event, stock
 
 

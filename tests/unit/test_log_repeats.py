@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from caves_faust.log_repeats import Repeats, quiet_repeats
+from caves_faust.observability.logs import Repeats, quiet_repeats
 
 
 class Clock:

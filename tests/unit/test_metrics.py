@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from caves_faust.metrics import BatchHistogram
+from caves_faust.observability.metrics import BatchHistogram
 
 BUCKETS = (64, 128, 256, 1024)
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
-from faust.events import Event
-from faust.types import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caves_faust.app import app
-from caves_faust.dlq import DeadLetter
-from caves_faust.received import encode_bytes
-from caves_faust.triage import classify
-from caves_faust.validation import InvalidEvent, validate
+from caves_faust.events.letters import DeadLetter
+from caves_faust.events.received import encode_bytes
+from caves_faust.events.validation import InvalidEvent, validate
+from caves_faust.intake.classify import classify
+from caves_faust.sink.rows import warehouse_row
+from tests.corpus import fake_event
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -38,14 +37,6 @@ payloads = (
 )
 
 
-def event_for(payload: bytes, offset: int, key: bytes | None = None, timestamp: float = 1_800_000_000.0) -> Event:
-    message = Message(
-        topic="sales_events", partition=offset % 3, offset=offset, timestamp=timestamp, timestamp_type=0,
-        headers=[], key=key, value=payload, checksum=None,
-    )
-    return Event(app, None, payload, [], message)
-
-
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=payloads)
 def test_validate_answers_every_payload_with_a_result_or_an_invalid_event(payload):
@@ -53,7 +44,7 @@ def test_validate_answers_every_payload_with_a_result_or_an_invalid_event(payloa
         valid = validate(payload)
     except InvalidEvent as error:
         assert error.error_type and error.message
-        letter = json.loads(DeadLetter(event_for(payload, 0), error).to_json())
+        letter = json.loads(DeadLetter(fake_event(0, 0, payload), error).to_json())
         assert letter["error_type"] == error.error_type and letter["offset"] == 0
     else:
         assert json.loads(valid.text) == json.loads(payload)
@@ -62,7 +53,7 @@ def test_validate_answers_every_payload_with_a_result_or_an_invalid_event(payloa
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=st.lists(payloads, max_size=20))
 def test_every_input_of_a_batch_is_either_accepted_or_dead_lettered(batch):
-    events = [event_for(p, i) for i, p in enumerate(batch)]
+    events = [fake_event(i % 3, i, p) for i, p in enumerate(batch)]
     classified = classify(events)
     accepted, letters = classified.accepted, classified.letters
     accepted_offsets = {a.offset for a in accepted}
@@ -70,7 +61,7 @@ def test_every_input_of_a_batch_is_either_accepted_or_dead_lettered(batch):
     assert accepted_offsets.isdisjoint(lettered_offsets)
     assert accepted_offsets | lettered_offsets == set(range(len(batch)))
     for a in accepted:
-        assert json.loads(a.row())["c"] == json.loads(batch[a.offset])
+        assert json.loads(warehouse_row(a))["c"] == json.loads(batch[a.offset])
 
 
 @settings(max_examples=200)
@@ -79,9 +70,9 @@ def test_every_input_of_a_batch_is_either_accepted_or_dead_lettered(batch):
 def test_a_row_is_json_holding_the_kafka_coordinates_and_key_of_its_event(key, timestamp, offset):
     payload = b'{"event_type": "INVENTORY_ADJUSTED", "event_id": "e", "product_id": 7, "quantity_change": -2, ' \
               b'"adjustment_type": "SPOILAGE"}'
-    [accepted] = classify([event_for(payload, offset, key, timestamp)]).accepted
+    [accepted] = classify([fake_event(offset % 3, offset, payload, key, timestamp=timestamp)]).accepted
     text, encoding = encode_bytes(key)
-    assert json.loads(accepted.row()) == {
+    assert json.loads(warehouse_row(accepted)) == {
         "m": {"topic": "sales_events", "partition": offset % 3, "offset": offset, "timestamp": timestamp,
               "key": text, "key_encoding": encoding},
         "c": json.loads(payload),

@@ -3,28 +3,23 @@ the stock."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import cast
-
-from faust.types import EventT
-
-from caves_faust.dlq import Received
-from caves_faust.replays import Origin, first_copies, for_stock, origin_of, origins
+from caves_faust.events.origin import Origin, origin_of
+from caves_faust.events.received import Received
+from caves_faust.sink.replays import first_copies, for_stock, origins
+from tests.corpus import fake_event
 
 LETTER = Origin("sales_events_dlq", 3, 41)
 OTHER = Origin("sales_events_dlq", 3, 42)
 
 
 def received(partition: int, offset: int, origin: Origin | None = None) -> Received:
-    headers = origin.headers() if origin else []
-    message = SimpleNamespace(partition=partition, offset=offset, headers=headers)
-    return Received(cast(EventT, SimpleNamespace(message=message)))
+    return Received(fake_event(partition, offset, headers=origin.headers() if origin else None))
 
 
 def test_the_headers_name_the_letter_and_nothing_else_is_a_replay():
     assert origin_of(LETTER.headers()) == LETTER
     assert origin_of(dict(LETTER.headers())) == LETTER
-    assert origin_of([("caves_faust.dlq.topic", b"t"), ("caves_faust.dlq.offset", b"x")]) is None
+    assert origin_of([("caves_faust.dlq.writer.topic", b"t"), ("caves_faust.dlq.writer.offset", b"x")]) is None
     assert origin_of(None) is None and origin_of([]) is None
     assert origins([received(0, 1), received(0, 2, LETTER)]) == {LETTER}
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from caves_faust import retry
-from caves_faust.retry import Backoff, RetryPolicy, SinkStopped
+from caves_faust.sink import retry
+from caves_faust.sink.retry import Backoff, RetryPolicy, SinkStopped
 
 
 def test_the_wait_doubles_from_the_first_up_to_the_cap():
@@ -25,7 +25,7 @@ async def test_a_streak_logs_once_when_it_starts_and_once_when_it_ends(monkeypat
     monkeypatch.setattr(retry.asyncio, "sleep", sleep)
     counted: list[str] = []
     backoff = Backoff("Snowflake", RetryPolicy(max_seconds=1), lambda: False, counted.append)
-    with caplog.at_level(logging.WARNING, logger="caves_faust.retry"):
+    with caplog.at_level(logging.WARNING, logger="caves_faust.sink.retry"):
         for _ in range(3):
             await backoff.retry("lock_conflict", RuntimeError("locked"), "a hint", state="blocked")
         backoff.succeeded()

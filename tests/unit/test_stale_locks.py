@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from snowflake.connector.errors import OperationalError, ProgrammingError
 
-from caves_faust.warehouse import is_lock_conflict, stale_transactions
+from caves_faust.snowflake.errors import is_lock_conflict
+from caves_faust.snowflake.locks import stale_transactions
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 TABLE = "WINE_SALES_DB.RAW_DATA.SINK_OFFSETS"

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from caves_faust.models import Movement, ProductStock, StockMovements, WindowFigures
-from caves_faust.stock import (
+from caves_faust.events.records import Movement, ProductStock, StockMovements, WindowFigures
+from caves_faust.stock.tables import (
     apply_to_stock,
     apply_to_window,
     by_window,

@@ -10,7 +10,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from caves_faust.streaming.auth import KeyPair, _field
+from caves_faust.snowflake.streaming_auth import KeyPair, _field
 
 
 def test_the_jwt_names_the_account_user_and_public_key_fingerprint_and_verifies_with_the_public_key():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from caves_faust.models import InventoryAdjusted, OrderCreated
-from caves_faust.validation import MAX_DEPTH, InvalidEvent, validate
+from caves_faust.events.records import InventoryAdjusted, OrderCreated
+from caves_faust.events.validation import MAX_DEPTH, InvalidEvent, validate
 
 ORDER = {
     "event_type": "ORDER_CREATED", "order_line_id": 67890, "customer_id": 42, "product_id": 1015,

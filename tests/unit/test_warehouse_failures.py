@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from snowflake.connector.errors import OperationalError, ProgrammingError
 
-from caves_faust.warehouse import INSERT_BATCH, Batch, Warehouse, is_content_error, is_outage
+from caves_faust.snowflake.connection import Batch, Warehouse
+from caves_faust.snowflake.errors import is_content_error, is_outage
+from caves_faust.snowflake.tables import INSERT_BATCH
 
 CONTENT = ProgrammingError(msg="Numeric value 'abc' is not recognized", errno=100038, sqlstate="22018")
 LOCKED = ProgrammingError(msg="has locked table", errno=625, sqlstate="57014")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from faust.types import TP, Message
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from caves_faust.app import app, sales_topic
-from caves_faust.web_metrics import ScrapeTimeMonitor
+from caves_faust.faust_app import app, sales_topic
+from caves_faust.observability.web import ScrapeTimeMonitor
+from tests.corpus import fake_message
 
 # Timings and creation times differ between two runs; sample counts do not.
 TIMED = "faust_events_runtime_ms"
@@ -30,8 +31,7 @@ def samples(monitor_class: type[PrometheusMonitor]) -> dict:
         stream.task_owner = owner  # type: ignore[assignment]
     for index in range(30):
         tp = TP(["sales_events", "other_topic"][index % 2], index % 3)
-        message = Message(topic=tp.topic, partition=tp.partition, offset=index, timestamp=1.0, timestamp_type=0,
-                          headers=[], key=b"k", value=b"{}", checksum=None)
+        message = fake_message(tp.partition, index, key=b"k", timestamp=1.0, topic=tp.topic)
         monitor.on_message_in(tp, index, message)
         # Every third message is read by both streams (two agents on one topic).
         for stream in streams[index % 2:] + streams[:index % 2] if index % 3 == 0 else [streams[index % 2]]:

@@ -1,0 +1,104 @@
+"""The one agent on the sales topic: each event is read, decoded and validated once, then stored and counted.
+
+It reads raw events with `noack_take`, so nothing is acknowledged (hence committed to Kafka) before its batch
+is stored by the sink (dead letters on the DLQ, rows in Snowflake) and its stock movements are handed to the
+producer, which Faust flushes before it commits. One agent rather than one per concern: Faust's per-message
+cost and the validation are paid once per event, and no message is shared by two streams.
+
+The next batch is read and classified while one is being written. The sink takes up to `batches_in_flight` at
+once (the streaming sink appends one while the one before waits for its commit) and stores them in offset order,
+each acknowledged once stored: at most one more than that is held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Sequence, Set
+
+from faust.types import TP, AppT, EventT, StreamT
+
+from caves_faust.events.batch import Classified
+from caves_faust.faust_app import app, sales_topic, settings
+from caves_faust.faust_patches import abandon
+from caves_faust.intake.classify import classify, session_stats
+from caves_faust.intake.wiring import build_sink
+from caves_faust.sink.retry import SinkStopped
+from caves_faust.snowflake.connection import describe
+from caves_faust.stock.tables import send_movements
+
+log = logging.getLogger(__name__)
+
+
+
+sink = build_sink()
+
+
+@app.agent(sales_topic, name="sales_intake")
+async def sales_intake(stream: StreamT) -> None:
+    log.info("intake: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
+    storing: deque[asyncio.Task[bool]] = deque()  # in batch order
+    try:
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+                settings.sink_max_batch, within=settings.sink_flush_seconds):
+            try:
+                batch = classify(events)
+            except Exception as exc:
+                await _stop_worker(exc, events)
+                return
+            if len(storing) == sink.batches_in_flight and not await storing.popleft():
+                abandon(app, (e.message for e in events))
+                return
+            storing.append(asyncio.create_task(_store(stream, batch, storing[-1] if storing else None)))
+    finally:
+        # Stopping (or crashed): the batches being stored stay unacknowledged, hence replayed, and the sink's
+        # high-water marks (or channels' offset tokens) make that replay write each event once.
+        for task in storing:
+            task.cancel()
+
+
+async def _store(stream: StreamT, batch: Classified, previous: asyncio.Task[bool] | None) -> bool:
+    """Store a batch, hand the stock movements of its stored events over once the batch before has handed its
+    own (the stock applies a source partition's movements in offset order, skipping older ones as replays), then
+    acknowledge it; False when the worker must stop."""
+    try:
+        outcome = await sink.store(batch)
+        if previous is not None and not await asyncio.shield(previous):
+            raise SinkStopped("the batch before this one was not stored")
+        await send_movements((a.valid, a.event) for a in outcome.stored)
+        abandon(app, (e.message for e in batch.events if e.message.partition in outcome.abandoned))
+    except SinkStopped as stopped:
+        log.warning("intake: %s; the batch stays uncommitted and will be replayed", stopped)
+        abandon(app, (e.message for e in batch.events))
+        return False
+    except Exception as exc:
+        await _stop_worker(exc, batch.events)
+        return False
+    for event in batch.events:
+        if event.message.partition not in outcome.abandoned:
+            await stream.ack(event)
+    return True
+
+
+async def _stop_worker(exc: Exception, events: Sequence[EventT]) -> None:
+    """Faust would restart a crashed agent past these unacknowledged events, blocking commits: stop the
+    worker instead, so that it restarts from the committed offsets."""
+    log.error("intake: unexpected failure, stopping the worker", exc_info=exc)
+    abandon(app, (e.message for e in events))
+    await app.crash(exc)
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def _forget_revoked(app: AppT, revoked: Set[TP], **kwargs: object) -> None:
+    sink.forget(tp.partition for tp in revoked if tp.topic == settings.sales_topic)
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def _forget_assigned(app: AppT, assigned: Set[TP], **kwargs: object) -> None:
+    sink.forget(tp.partition for tp in assigned if tp.topic == settings.sales_topic)
+
+
+@app.timer(settings.stats_log_seconds)
+async def _log_session_totals() -> None:
+    session_stats.log_if_changed()

@@ -1,0 +1,42 @@
+"""Triage of a batch read from the sales topic: valid events accepted, invalid ones dead letters, counted once per
+batch. CPU only, no I/O: the intake runs it on the next batch while the previous one is being written."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Sequence
+
+from faust.types import EventT
+
+from caves_faust.events.batch import Accepted, Classified, distinct
+from caves_faust.events.letters import DeadLetter
+from caves_faust.events.validation import InvalidEvent, validate
+from caves_faust.observability import metrics
+
+session_stats = metrics.SessionStats()
+
+
+def classify(events: Sequence[EventT]) -> Classified:
+    """Validate each distinct event of a batch; counted once per batch in the metrics and the session totals (a
+    labelled counter's lookup per event was a measurable share of the event loop)."""
+    started = time.perf_counter()
+    accepted: list[Accepted] = []
+    letters: list[DeadLetter] = []
+    distinct_events = distinct(events)
+    metrics.event_size.observe_many([len(e.message.value or b"") for e in distinct_events])
+    for event in distinct_events:
+        try:
+            valid = validate(event.message.value)
+        except InvalidEvent as error:
+            letters.append(DeadLetter(event, error))
+            continue
+        accepted.append(Accepted(event, valid))
+    valid_types = Counter(a.valid.event.event_type for a in accepted)
+    for event_type, count in valid_types.items():
+        metrics.events_consumed.labels(event_type=event_type, status="valid").inc(count)
+    if letters:
+        metrics.events_consumed.labels(event_type="INVALID", status="invalid").inc(len(letters))
+    session_stats.count(valid_types + Counter(f"invalid:{letter.error.error_type}" for letter in letters))
+    return Classified(events, accepted, letters, time.perf_counter() - started)
+

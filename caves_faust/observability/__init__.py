@@ -1,0 +1,1 @@
+"""What operators see: the metric catalog, /metrics, the consumer-lag probe, log filters."""

@@ -1,0 +1,2 @@
+"""Storing a classified batch exactly once: one `Sink` contract, kept by the warehouse mode (transactions) and the
+streaming mode (channels)."""

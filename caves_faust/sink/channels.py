@@ -1,0 +1,236 @@
+"""Exactly once into a table through Snowpipe Streaming: one channel per source partition, named after the consumer
+group, the topic and the partition, whose offset token is the Kafka offset of the last row appended.
+
+- `committed` opens a partition's channel (fencing out any previous writer) and reads what it has committed: what
+  that token covers is never appended again, whatever crashed, restarted or rebalanced before.
+- `append` hands each partition's rows to its channel in offset order; `until_committed` returns once every
+  channel's committed token covers them: only then may their events be acknowledged to Kafka. A batch may be
+  appended while the one before waits for its commit (`turn`, `epoch`): a channel commits in the order it was
+  given, so that is safe as long as nothing reopened or dropped a channel in between.
+- A channel reopened by someone else refuses our appends: its partition is reported fenced out and left alone
+  until it is assigned to us again (`forget`), never retried as if the service were down.
+- A writer that died after a commit, before dead-lettering the rows the service refused in it, left them in
+  neither place: the rows a channel committed before it was opened here, up to its last error
+  (`refused_before_open`), are looked up by the batches that replay them.
+- After an outage or a commit that does not come, what was in flight may or may not be committed: the caller
+  `reset`s, which reopens every channel at its next use and reads its token again; a wait on rows appended before
+  a reset raises `StreamingUnavailable` (they may be gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+from caves_faust.observability import metrics
+from caves_faust.snowflake.streaming_client import (
+    MAX_REQUEST_BYTES,
+    ChannelFenced,
+    OpenChannel,
+    StreamingClient,
+    StreamingUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1  # how often a write asks whether its channels committed (the embedded one commits in ~1 s)
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    partition: int
+    offset: int
+    line: str  # one JSON object, the row keyed by column name (no newline)
+
+
+@dataclass
+class Written:
+    """What a write did: rows appended and committed, partitions fenced out, and per partition the rows the
+    service counted as errors (`rows_error_count` moved) with its last error message."""
+
+    rows: int = 0
+    uncompressed_bytes: int = 0
+    fenced: set[int] = field(default_factory=set)
+    errors: dict[int, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass
+class PartitionChannel:
+    channel: OpenChannel
+    committed: int | None
+    error_count: int  # the service's error count, up to what the batches appended here accounted for
+    errors_seen: int  # the highest error count the service reported
+    awaiting: int = 0  # batches appended here whose errors are not accounted for yet
+    appended: int = -1  # the last offset appended through this channel (-1: none)
+    # Rows the channel committed before it was opened here, up to the last one the service refused (None: none
+    # refused): some may never have been dead-lettered, if the writer that appended them died.
+    refused_upto: int | None = None
+
+
+@dataclass
+class Appended:
+    """A batch's rows handed to their channels, not known to be committed yet."""
+
+    generation: int  # the writer's resets before the append
+    ends: dict[int, int] = field(default_factory=dict)  # partition -> last offset appended
+    counts: dict[int, int] = field(default_factory=dict)  # partition -> rows appended
+    states: dict[int, PartitionChannel] = field(default_factory=dict)  # the channels appended to
+    written: Written = field(default_factory=Written)
+
+
+class StreamingWriter:
+    def __init__(self, client: StreamingClient, channel_prefix: str, commit_timeout_seconds: float):
+        self.client = client
+        self.channel_prefix = re.sub(r"[^A-Z0-9_]", "_", channel_prefix.upper())
+        self.commit_timeout_seconds = commit_timeout_seconds
+        self._channels: dict[int, PartitionChannel] = {}
+        self._fenced: set[int] = set()
+        self.turn = asyncio.Condition()  # one batch appends at a time, in batch order (the sink sees to the order)
+        self.generation = 0  # resets: rows appended before one may be gone
+        self.epoch = 0  # resets, forgotten and fenced partitions: a batch appended before one is not followed
+
+    def channel_name(self, partition: int) -> str:
+        return f"{self.channel_prefix}_{partition}"
+
+    async def committed(self, partitions: set[int]) -> dict[int, int | None]:
+        """partition -> highest offset its channel has committed (None: none yet), for the partitions not fenced
+        out; channels not open yet are opened, which fences out their previous writer."""
+        for partition in sorted(partitions - self._channels.keys() - self._fenced):
+            channel, status = await self.client.open(self.channel_name(partition))
+            token = status.committed_offset_token
+            bound = status.last_error_offset_upper_bound  # "" when nothing was refused, in Snowflake's answers
+            refused_upto = (min(int(bound), int(token)) if status.rows_error_count and bound and bound.isdigit()
+                            and token is not None else None)
+            self._channels[partition] = PartitionChannel(channel, None if token is None else int(token),
+                                                         status.rows_error_count, status.rows_error_count,
+                                                         refused_upto=refused_upto)
+        return {p: self._channels[p].committed for p in partitions if p in self._channels}
+
+    def refused_before_open(self, partitions: set[int]) -> dict[int, int]:
+        """partition -> the offset up to which rows its channel committed before it was opened here may include
+        refused ones nobody dead-lettered, for the open channels that have such rows."""
+        return {p: state.refused_upto for p in partitions
+                if (state := self._channels.get(p)) is not None and state.refused_upto is not None}
+
+    def handed_over(self, committed: dict[int, int | None]) -> dict[int, int]:
+        """Per partition of `committed` (as `committed` returned it), the last offset committed or appended since
+        the channel was opened (-1: none): rows at or below it are stored or on their way (a Kafka replay of them,
+        in the batch after the one appending them, must not be appended again)."""
+        return {p: max(-1 if token is None else token, self._channels[p].appended) for p, token in committed.items()}
+
+    async def append(self, rows: list[StreamRow]) -> Appended:
+        """Hand the rows to their channels (each partition's in offset order, above its committed offset); a
+        partition whose channel is fenced out or was forgotten since `committed` is reported fenced. Raises
+        StreamingUnavailable when the service fails."""
+        appended = Appended(self.generation)
+        for partition, part in _by_partition(rows).items():
+            state = self._channels.get(partition)
+            if state is None:
+                appended.written.fenced.add(partition)
+                continue
+            try:
+                for chunk in _chunks(part):
+                    body = "".join(r.line + "\n" for r in chunk).encode()
+                    await self.client.append(state.channel, body, str(chunk[0].offset), str(chunk[-1].offset))
+                    appended.written.uncompressed_bytes += len(body)
+                    metrics.streaming_bytes.inc(len(body))
+            except ChannelFenced as exc:
+                log.warning("streaming: channel %s fenced out: %s", state.channel.name, exc)
+                self.fence(partition)
+                appended.written.fenced.add(partition)
+                continue
+            appended.ends[partition], appended.counts[partition] = part[-1].offset, len(part)
+            appended.states[partition] = state
+            state.appended = part[-1].offset
+            state.awaiting += 1
+        return appended
+
+    async def until_committed(self, appended: Appended) -> Written:
+        """Wait until every channel's committed token covers the rows appended; per partition, the rows the
+        service counted as errors since the last accounted for (some may be a later batch's: `accounted`).
+        Raises StreamingUnavailable when the commit does not come in time or the writer was reset since."""
+        written = appended.written
+        deadline = time.monotonic() + self.commit_timeout_seconds
+        waiting = dict(appended.ends)
+        while True:
+            if self.generation != appended.generation:
+                raise StreamingUnavailable("channels reopened after an outage before the rows were seen committed")
+            for partition in [p for p in waiting if self._channels.get(p) is not appended.states[p]]:
+                written.fenced.add(partition)  # forgotten meanwhile (a rebalance) or fenced out
+                del waiting[partition]
+            if not waiting:
+                break
+            names = {self.channel_name(p): p for p in waiting}
+            statuses = await self.client.statuses(list(names))
+            for name, status in statuses.items():
+                partition = names[name]
+                state = appended.states[partition]
+                token = status.committed_offset_token
+                if token is None or int(token) < waiting[partition] or self._channels.get(partition) is not state:
+                    continue  # not yet, or forgotten while we asked: handled at the next round
+                state.committed = max(int(token), state.committed if state.committed is not None else -1)
+                state.errors_seen = max(state.errors_seen, status.rows_error_count)
+                if status.rows_error_count > state.error_count:
+                    written.errors[partition] = (status.rows_error_count - state.error_count,
+                                                 status.last_error_message or "")
+                del waiting[partition]
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                raise StreamingUnavailable(f"channels {sorted(names)} did not commit within "
+                                           f"{self.commit_timeout_seconds:.0f}s")
+            await asyncio.sleep(POLL_SECONDS)
+        written.rows = sum(appended.counts[p] for p in appended.ends if p not in written.fenced)
+        return written
+
+    def accounted(self, appended: Appended, errors: dict[int, int]) -> None:
+        """The caller found `errors` (partition -> rows) of the errors reported among the batch's own rows. Once
+        no other batch awaits on a channel, every error it reported is accounted for."""
+        for partition, state in appended.states.items():
+            if self._channels.get(partition) is not state:
+                continue
+            state.awaiting -= 1
+            found = state.error_count + errors.get(partition, 0)
+            state.error_count = min(found, state.errors_seen) if state.awaiting else state.errors_seen
+
+    def fence(self, partition: int) -> None:
+        self._channels.pop(partition, None)
+        self._fenced.add(partition)
+        self.epoch += 1
+
+    def forget(self, partitions: set[int]) -> None:
+        """These partitions were revoked or assigned: read their channels again before writing them."""
+        for partition in partitions:
+            self._channels.pop(partition, None)
+            self._fenced.discard(partition)
+        self.epoch += 1
+
+    def reset(self) -> None:
+        """After an outage: reopen every channel (not the fenced ones) and read its committed token again."""
+        self._channels.clear()
+        self.generation += 1
+        self.epoch += 1
+
+
+def _by_partition(rows: list[StreamRow]) -> dict[int, list[StreamRow]]:
+    parts: dict[int, list[StreamRow]] = {}
+    for row in rows:
+        parts.setdefault(row.partition, []).append(row)
+    return {p: sorted(part, key=lambda r: r.offset) for p, part in parts.items()}
+
+
+def _chunks(rows: list[StreamRow]) -> list[list[StreamRow]]:
+    """Rows cut into appends of at most MAX_REQUEST_BYTES of NDJSON before compression (so also after it)."""
+    chunks: list[list[StreamRow]] = [[]]
+    size = 0
+    for row in rows:
+        length = len(row.line.encode()) + 1
+        if chunks[-1] and size + length > MAX_REQUEST_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += length
+    return chunks

@@ -1,0 +1,74 @@
+"""The rows' formats: a valid event as a RAW_EVENTS_STREAM row (a JSON text for the warehouse's INSERT, or keyed by
+column name for Snowpipe Streaming), a dead letter as a DLQ_EVENTS row, replayed letters as MARK_REPLAYED binds them.
+
+The event's content is spliced in exactly as received (it parsed as a JSON object): it is never parsed into
+Python and written again, so the stored content is the event's own text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from caves_faust.events.batch import Accepted
+from caves_faust.events.letters import DeadLetter
+from caves_faust.events.origin import Origin, replay_metadata
+from caves_faust.events.received import encode_bytes
+from caves_faust.sink.channels import StreamRow
+
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+# DLQ_EVENTS's columns a streamed letter fills: column -> the letter's field (`DeadLetter.fields`).
+STREAMED_COLUMNS = {
+    "ERROR_TYPE": "error_type", "ERROR_MESSAGE": "error_message", "PAYLOAD": "payload",
+    "PAYLOAD_ENCODING": "payload_encoding", "PAYLOAD_BYTES": "payload_bytes", "PAYLOAD_TRUNCATED": "payload_truncated",
+    "SOURCE_TOPIC": "topic", "SOURCE_PARTITION": "partition", "SOURCE_OFFSET": "offset", "SOURCE_KEY": "key",
+    "SOURCE_KEY_ENCODING": "key_encoding",
+}
+
+
+def warehouse_row(accepted: Accepted) -> str:
+    """The row as the warehouse's INSERT reads it: {"m": metadata, "c": the content as received}."""
+    return f'{{"m":{_metadata(accepted)},"c":{accepted.valid.text}}}'
+
+
+def stream_row(accepted: Accepted) -> StreamRow:
+    """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them."""
+    event = accepted.valid.event
+    customer = getattr(event, "customer_id", None)
+    return StreamRow(accepted.partition, accepted.offset, (
+        f'{{"EVENT_TYPE":"{event.event_type}","PRODUCT_ID":{event.product_id},'
+        f'"CUSTOMER_ID":{"null" if customer is None else customer},"EVENT_METADATA":{_metadata(accepted)},'
+        f'"EVENT_CONTENT":{accepted.valid.text}}}'))
+
+
+def _metadata(accepted: Accepted) -> str:
+    """Formatted around the one part that needs JSON escaping, the key: topic names need none, Kafka allows only
+    [a-zA-Z0-9._-] in them."""
+    message = accepted.event.message
+    key, key_encoding = encode_bytes(message.key)
+    return (f'{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
+            f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"'
+            f'{replay_metadata(message)}}}')
+
+
+def letter_stream_row(letter: DeadLetter) -> StreamRow:
+    """The letter's DLQ_EVENTS row for Snowpipe Streaming, keyed by column name as the table's default pipe maps
+    them; its offset token is the letter's source offset, so each is written once like the rows."""
+    fields = letter.fields()
+    row = {column: fields[name] for column, name in STREAMED_COLUMNS.items()}
+    if fields["timestamp"] is not None:
+        row["SOURCE_TIMESTAMP"] = datetime.fromtimestamp(fields["timestamp"], timezone.utc).isoformat(
+            timespec="milliseconds")
+    return StreamRow(letter.partition, letter.offset, json.dumps(row, ensure_ascii=False))
+
+
+def letter_rows(letters: Iterable[DeadLetter]) -> list[str]:
+    """Each letter as JSON text, as it is on the DLQ topic (INSERT_LETTERS binds them as one array)."""
+    return [letter.to_json().decode("utf-8") for letter in letters]
+
+
+def replayed_sources(letters: Iterable[Origin]) -> str:
+    """The source coordinates of replayed letters, as the JSON MARK_REPLAYED binds ("" for none)."""
+    sources = [{"t": o.source[0], "p": o.source[1], "o": o.source[2]} for o in letters if o.source]
+    return json.dumps(sources) if sources else ""

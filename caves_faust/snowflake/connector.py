@@ -1,0 +1,70 @@
+"""How snowflake-connector-python is brought into a caves_faust process: without DataFrames, without tracing,
+with its cancellation timers' failures logged in one line, and without a warning per HTTP try.
+
+caves_faust reads Snowflake's answers as rows (tuples or dicts), never as DataFrames, and does not trace requests.
+Two optional parts of the connector cost it all the same, so they are set aside here, before anything imports
+the connector (`caves_faust/__init__.py` imports this module first):
+
+- DataFrames: importing the connector imports pandas, pyarrow and numpy when they are installed, for
+  `fetch_pandas_*`, `write_pandas` and numpy parameters. They are installed here (the dashboard and the embedded
+  Snowflake use them), and they are ~85 MB of resident memory in every worker. They are held off during the
+  connector's import only: importing them afterwards works as usual, only the connector's own DataFrame methods
+  then say pandas is missing.
+- OpenTelemetry: the connector imports it on every request, to pass trace headers on when it is installed. Where
+  it is not, each failed import searches the path again, taking and releasing the GIL at each step while the event
+  loop holds it, in the write. A None entry makes the miss immediate.
+- Cancellation timers: with `network_timeout` set, the connector starts a timer per statement that asks Snowflake
+  to cancel it once it outlives the timeout. In an outage that request fails as well, in the timer's thread, and
+  Python prints the traceback to stderr, which a Faust worker logs line by line: some sixty warnings per statement.
+  Such a failure is logged as one line instead (the statement itself fails in its caller as usual).
+- HTTP tries: the connector's own copy of urllib3 warns at each try that fails to connect, about six per failed
+  request in an outage; the request's failure is logged by the connector and the sink all the same.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+import threading
+
+from caves_faust.observability.logs import one_line
+
+log = logging.getLogger(__name__)
+
+DATAFRAMES = ("pandas", "pyarrow", "numpy")
+
+
+def import_connector() -> None:
+    if importlib.util.find_spec("opentelemetry") is None:
+        sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
+    if "snowflake.connector" in sys.modules or any(name in sys.modules for name in DATAFRAMES):
+        return  # too late, or nothing to save: whoever imported them uses them
+    for name in DATAFRAMES:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+    try:
+        importlib.import_module("snowflake.connector")
+    finally:
+        for name in DATAFRAMES:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def log_timer_failures_in_one_line() -> None:
+    from snowflake.connector.errors import Error
+
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.thread, threading.Timer) and isinstance(args.exc_value, Error):
+            log.warning("snowflake: the connector's timer %s failed: %s", args.thread.name, one_line(args.exc_value))
+        else:
+            previous(args)
+
+    threading.excepthook = hook
+
+
+import_connector()
+log_timer_failures_in_one_line()
+logging.getLogger("snowflake.connector.vendored.urllib3.connectionpool").setLevel(logging.ERROR)

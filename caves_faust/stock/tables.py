@@ -1,0 +1,147 @@
+"""Per-product stock: running stock and tumbling-window figures, in Faust tables partitioned by product.
+
+Valid events become `StockMovements` re-keyed by product id on an internal topic (whatever key the producer
+used), so that each product's tables live on exactly one partition. Kafka delivers at least once, so
+every table value remembers the last source offset it applied per source partition: a replayed
+movement is recognised and applied once, and the stock stays equal to a recomputation after any crash.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Iterable
+
+from faust.types import EventT, StreamT
+
+from caves_faust.events.records import ORDER_CREATED, Movement, ProductStock, StockMovements, WindowFigures
+from caves_faust.events.validation import ValidEvent
+from caves_faust.faust_app import app, settings
+
+stock_movements_topic = app.topic(
+    f"{settings.app_id}-stock-movements",
+    key_type=str,
+    value_type=StockMovements,
+    # The same key bytes as the tables' changelogs, so that a product's movements, its table rows and
+    # Faust's routing of /stock/{product_id}/ all land on the same partition.
+    key_serializer="json",
+    partitions=settings.topic_partitions,
+    internal=True,
+)
+
+stock_table = app.Table(
+    "stock",
+    key_type=str,
+    value_type=ProductStock,
+    default=ProductStock.empty,
+    partitions=settings.topic_partitions,
+    help="Running stock per product id",
+)
+
+window_table = (
+    app.Table(
+        "product_window",
+        key_type=str,
+        value_type=WindowFigures,
+        default=WindowFigures.empty,
+        partitions=settings.topic_partitions,
+        help="Per product: units sold, revenue, net adjustment, order count over tumbling windows",
+    )
+    .tumbling(timedelta(seconds=settings.stock_window_seconds),
+              expires=timedelta(seconds=settings.stock_window_expires_seconds))
+    .relative_to_now()  # reads outside a stream (web views) use the wall clock; writes name their window
+)
+
+
+def tables_ready() -> bool:
+    """Whether this worker's tables are complete: not being rebuilt from their changelogs (partial figures)."""
+    return app.tables.recovery.completed.is_set() and not app.in_recovery  # type: ignore[attr-defined]
+
+
+def local_stock() -> dict[str, int]:
+    """The running stock of the products whose partitions this worker holds."""
+    return {product_id: value.stock for product_id, value in stock_table.items()}
+
+
+def movement_of(valid: ValidEvent, event: EventT) -> Movement:
+    """What a valid event does to its product's stock."""
+    sales_event = valid.event
+    message = event.message
+    if sales_event.event_type == ORDER_CREATED:
+        return Movement(message.offset, message.timestamp, -sales_event.quantity, sales_event.quantity,
+                        sales_event.total_price or 0.0, 1)
+    return Movement(message.offset, message.timestamp, sales_event.quantity_change, 0, 0.0, 0)
+
+
+def movements_of(valid_events: Iterable[tuple[ValidEvent, EventT]]) -> list[StockMovements]:
+    """Valid events grouped by product and source partition, in offset order."""
+    grouped: dict[tuple[str, int], list[Movement]] = defaultdict(list)
+    for valid, event in valid_events:
+        grouped[(str(valid.event.product_id), event.message.partition)].append(movement_of(valid, event))
+    return [StockMovements(product_id=product_id, source_partition=partition, movements=movements)
+            for (product_id, partition), movements in grouped.items()]
+
+
+async def send_movements(valid_events: Iterable[tuple[ValidEvent, EventT]]) -> None:
+    """Hand a batch's movements to the producer, whose buffer Faust flushes before it commits offsets:
+    one message per product and source partition, as the per-message cost is what bounds this path."""
+    for batch in movements_of(valid_events):
+        await stock_movements_topic.send(key=batch.product_id, value=batch)
+
+
+def _unapplied(applied: dict[str, int], source_partition: int,
+               movements: Iterable[Movement]) -> tuple[list[Movement], dict[str, int]]:
+    """The movements not applied yet, and the marks after them. A replay carries offsets already applied, and
+    after a rebalance Faust may hand over the same message twice, even within one batch: each offset counts once."""
+    source = str(source_partition)
+    mark = applied.get(source, -1)
+    fresh = []
+    for movement in movements:
+        if movement.offset > mark:
+            fresh.append(movement)
+            mark = movement.offset
+    return fresh, ({**applied, source: mark} if fresh else applied)
+
+
+def apply_to_stock(current: ProductStock, source_partition: int, movements: list[Movement]) -> ProductStock | None:
+    """The new running stock, or None when every movement was already applied."""
+    fresh, applied = _unapplied(current.applied, source_partition, movements)
+    if not fresh:
+        return None
+    return ProductStock(stock=current.stock + sum(m.quantity_change for m in fresh), applied=applied)
+
+
+def apply_to_window(current: WindowFigures, source_partition: int, movements: list[Movement]) -> WindowFigures | None:
+    """One window's new figures, or None when every movement was already counted in it."""
+    fresh, applied = _unapplied(current.applied, source_partition, movements)
+    if not fresh:
+        return None
+    return WindowFigures(
+        units_sold=current.units_sold + sum(m.units_sold for m in fresh),
+        revenue=round(current.revenue + sum(m.revenue for m in fresh), 2),
+        net_adjustment=current.net_adjustment + sum(m.quantity_change for m in fresh if not m.order_count),
+        order_count=current.order_count + sum(m.order_count for m in fresh),
+        applied=applied,
+    )
+
+
+def by_window(movements: list[Movement]) -> dict[float, list[Movement]]:
+    """Movements grouped by the start of their tumbling window, each group in offset order."""
+    windows: dict[float, list[Movement]] = defaultdict(list)
+    for movement in movements:
+        windows[window_table.table.window.current(movement.timestamp)[0]].append(movement)  # type: ignore[union-attr]
+    return windows
+
+
+@app.agent(stock_movements_topic, name="stock_tables")
+async def stock_tables(batches: StreamT[StockMovements]) -> None:
+    async for batch in batches:
+        product_id, source_partition = batch.product_id, batch.source_partition
+        for start, movements in by_window(batch.movements).items():
+            window = window_table.relative_to(start)  # type: ignore[attr-defined]
+            figures = apply_to_window(window[product_id].value(), source_partition, movements)
+            if figures is not None:
+                window[product_id] = figures
+        stock = apply_to_stock(stock_table[product_id], source_partition, batch.movements)
+        if stock is not None:
+            stock_table[product_id] = stock
