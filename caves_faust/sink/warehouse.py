@@ -247,6 +247,10 @@ class WarehouseSink:
             return
         if failure.reason == "outage":
             self.writer.reset()
+            # A partition's first mark is inserted, not advanced from a mark read (no fence): a first commit whose
+            # answer the outage lost may have landed, so such a partition's mark is read again before the next try.
+            for partition in [p for p, mark in self._high_waters.items() if mark is None]:
+                del self._high_waters[partition]
         await backoff.retry(failure.reason, failure.error, failure.hint, state=_STATES[failure.reason])
 
     async def _abort_stale_transactions(self) -> bool:
