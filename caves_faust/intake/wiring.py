@@ -14,6 +14,7 @@ from caves_faust.faust_app import app, dlq_topic, settings
 from caves_faust.faust_patches import committed_offset
 from caves_faust.sink.channels import StreamingWriter
 from caves_faust.sink.contract import Sink
+from caves_faust.sink.fencing import Fencing
 from caves_faust.sink.replays import stored_copies
 from caves_faust.sink.retry import RetryPolicy
 from caves_faust.sink.streaming import StreamingSink
@@ -41,10 +42,12 @@ def build_sink() -> Sink:
         return StreamingSink(
             channels(settings.snowflake_pipe), channels(settings.snowflake_dlq_pipe), Warehouse(settings), dead_letters,
             settings.sales_topic, retry, stopping=lambda: app.should_stop,
-            owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
-            rebalancing=lambda: not app.flow_control.is_active(),
             kafka_committed=lambda partition: committed_offset(app, TP(settings.sales_topic, partition)),
-            fence_wait_seconds=settings.session_timeout_seconds, what_to_check=what_to_check(settings),
+            what_to_check=what_to_check(settings),
+            fencing=Fencing(
+                owned=lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.sales_topic},
+                rebalancing=lambda: not app.flow_control.is_active(),
+                wait_seconds=settings.session_timeout_seconds),
         )
     warehouse = Warehouse(settings)
     return WarehouseSink(

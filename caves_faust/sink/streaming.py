@@ -11,11 +11,11 @@ new owner does, the DLQ tail telling which are there already). A replayed dead l
 Two batches may be in the sink at once (`batches_in_flight`): the next one is appended while this one waits for
 its commit (about a second), which would otherwise be the pipe's pace. They go to each pipe's channels one at a
 time and in batch order, the next only once this one's rows were all handed over with nothing reopened since
-(`_Turn`), and come out in batch order (the dead letters' tail state is one sender's at a time): a batch whose
-predecessor failed is not acknowledged, and a partition the predecessor gave up is given up by it too.
+(`sink/ordering.py`), and come out in batch order (the dead letters' tail state is one sender's at a time): a
+batch whose predecessor failed is not acknowledged, and a partition the predecessor gave up is given up by it too.
 
 Outages are retried with capped backoff, after which the channels are reopened and their tokens read again. A
-partition fenced out while still assigned waits for the consumer to learn it was revoked (`_settle_fenced`); rows
+partition fenced out while still assigned waits for the consumer to learn it was revoked (`sink/fencing.py`); rows
 the service counts as errors are dead-lettered as `snowflake_rejected`.
 """
 
@@ -37,6 +37,8 @@ from caves_faust.observability import metrics
 from caves_faust.sink import contract
 from caves_faust.sink.channels import StreamingWriter, StreamRow, Written
 from caves_faust.sink.contract import Once, Stored
+from caves_faust.sink.fencing import Fencing, Held
+from caves_faust.sink.ordering import Turn
 from caves_faust.sink.replays import Copies, first_copies, for_stock, origins, replayed_letters, stored_copies
 from caves_faust.sink.retry import Backoff, RetryPolicy, SinkStopped
 from caves_faust.sink.rows import letter_rows, letter_stream_row, replayed_sources, stream_row
@@ -65,30 +67,6 @@ class _Rows:
     seconds: float = 0.0
 
 
-@dataclass(eq=False)
-class _Turn:
-    """A batch's place in the order batches go to the channels and come out of the sink."""
-
-    previous: _Turn | None
-    # writer -> its epoch when all the batch's rows for it were handed over (None: the batch had none for it)
-    handed: dict[StreamingWriter, int | None] = field(default_factory=dict)
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-    stored: bool = False
-    lost: set[int] = field(default_factory=set)  # the partitions it gave up (fenced out, another worker's now)
-
-    def may_append(self, writer: StreamingWriter) -> bool:
-        """Whether this batch may go to the writer's channels: the one before is out of the sink, or all its rows
-        went to these channels and none was reopened or dropped since (they commit in the order given)."""
-        previous = self.previous
-        if previous is None or previous.finished.is_set():
-            return True
-        handed = previous.handed.get(writer, -1)
-        return handed is None or handed == writer.epoch
-
-    def previous_failed(self) -> bool:
-        return self.previous is not None and self.previous.finished.is_set() and not self.previous.stored
-
-
 @dataclass
 class StreamingSink:
     rows: StreamingWriter  # RAW_EVENTS_STREAM's channels
@@ -99,24 +77,21 @@ class StreamingSink:
     topic: str
     retry: RetryPolicy
     stopping: Callable[[], bool]
-    owned: Callable[[], set[int]]  # the sales partitions the consumer holds now
-    rebalancing: Callable[[], bool]  # whether a rebalance is under way (it waits for our unacknowledged events)
     # The group's committed offset of a sales partition (None: never committed): events below it were acknowledged,
     # so their rows or letters are where they belong.
     kafka_committed: Callable[[int], int | None]
-    fence_wait_seconds: float  # how long a fenced partition still assigned to us waits before it is reopened
     what_to_check: str  # where the tables are and what to check when Snowflake refuses to create or read them
-    _assignments: Counter[int] = field(default_factory=Counter)  # partition -> times revoked or assigned
+    fencing: Fencing  # which fenced partitions to give up, which to take back
     _tables: Once = field(default_factory=Once)  # created (if missing) once
     _warehouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one connection: one caller at a time
-    _last: _Turn | None = None  # the last batch that came in
+    _last: Turn | None = None  # the last batch that came in
 
     batches_in_flight: ClassVar[int] = 2
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: reopen these partitions' channels and re-read their DLQ tails before writing them again."""
         partitions = set(partitions)
-        self._assignments.update(partitions)
+        self.fencing.moved(partitions)
         self.rows.forget(partitions)
         self.letters.forget(partitions)
         self.dead_letters.forget(partitions)
@@ -124,10 +99,7 @@ class StreamingSink:
     async def store(self, batch: Classified) -> Stored:
         """Store a classified batch durably; returns only when done (retrying through outages). Called in batch
         order, at most `batches_in_flight` at once."""
-        previous = self._last
-        # A batch stored is out of the way; one that failed stays in the way of every later one.
-        turn = self._last = _Turn(None if previous is None or previous.finished.is_set() and previous.stored
-                                  else previous)
+        turn = self._last = Turn.after(self._last)
         try:
             outcome = await self._store(batch, turn)
             turn.stored = True
@@ -135,7 +107,7 @@ class StreamingSink:
         finally:
             await asyncio.shield(self._finish(turn))
 
-    async def _store(self, batch: Classified, turn: _Turn) -> Stored:
+    async def _store(self, batch: Classified, turn: Turn) -> Stored:
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
         lost = turn.lost  # fenced out, and another worker holds them now: their events are not ours
@@ -168,7 +140,7 @@ class StreamingSink:
                         "leaving their events to the new owner", sorted(lost))
         return outcome
 
-    async def _finish(self, turn: _Turn) -> None:
+    async def _finish(self, turn: Turn) -> None:
         """Out of the sink, stored or not: the next batch may append and come out (or learn it may not)."""
         if turn.stored:
             turn.previous = None  # nothing to hold on to
@@ -177,7 +149,7 @@ class StreamingSink:
             async with writer.turn:
                 writer.turn.notify_all()
 
-    async def _append_rows(self, accepted: list[Accepted], lost: set[int], turn: _Turn) -> _Rows:
+    async def _append_rows(self, accepted: list[Accepted], lost: set[int], turn: Turn) -> _Rows:
         """The rows their channels have not committed, first copies of replayed letters only, appended and
         committed; the ones the service refused found."""
         done = _Rows()
@@ -211,7 +183,7 @@ class StreamingSink:
         metrics.insert_duration.observe(done.seconds)
         return done
 
-    async def _append_letters(self, letters: list[DeadLetter], lost: set[int], turn: _Turn) -> None:
+    async def _append_letters(self, letters: list[DeadLetter], lost: set[int], turn: Turn) -> None:
         """The letters their DLQ_EVENTS channels have not committed, appended and committed."""
 
         async def all_of_them(fresh: list[DeadLetter], committed: dict[int, int | None]) -> list[DeadLetter]:
@@ -229,7 +201,7 @@ class StreamingSink:
         else:
             turn.handed[self.letters] = None  # nothing of this batch's for the next one to follow
 
-    async def _append(self, writer: StreamingWriter, turn: _Turn, items: Sequence[R], row: Callable[[R], StreamRow],
+    async def _append(self, writer: StreamingWriter, turn: Turn, items: Sequence[R], row: Callable[[R], StreamRow],
                       lost: set[int], narrow: Callable[[list[R], dict[int, int | None]], Awaitable[list[R]]],
                       committed_now: Callable[[list[R], Written], Awaitable[dict[int, int]]],
                       refused_among: Callable[[list[R]], Awaitable[None]] | None = None) -> None:
@@ -239,13 +211,13 @@ class StreamingSink:
         that may be rows the service refused before the channel was opened here. Partitions fenced out that
         another worker holds now are added to `lost`."""
         backoff = Backoff("Snowflake", self.retry, self.stopping, contract.count_snowflake_retry)  # Snowpipe Streaming
-        held: dict[int, tuple[float, int]] = {}  # fenced out, still assigned to us: since when, at which assignment
+        held: Held = {}  # fenced out, still assigned to us
         unseen: list[R] = []  # appended, but the wait for their commit failed: stored or refused, nobody knows yet
         looked_up: set[int] = set()  # partitions whose replays went to `refused_among`
         while True:
-            self._settle_fenced(writer, held, lost)
+            self.fencing.settle(writer, held, lost)
             partitions = {i.partition for i in items} - lost - held.keys()
-            assignments = self._assignments.copy()  # a rebalance during the write changes them
+            assignments = self.fencing.assignments.copy()  # a rebalance during the write changes them
             generation = writer.generation
             try:
                 async with writer.turn:
@@ -301,20 +273,6 @@ class StreamingSink:
         async with writer.turn:
             if writer.generation == generation:
                 writer.reset()
-
-    def _settle_fenced(self, writer: StreamingWriter, held: dict[int, tuple[float, int]], lost: set[int]) -> None:
-        """A partition fenced out while assigned to us is the new owner's once a rebalance starts or went by (a
-        zombie learns it was revoked within a heartbeat; the rebalance waits for these events, and if the
-        partition stays ours Faust reads them again from the committed offset); still ours after a whole
-        session timeout without one, the writer that reopened its channel was the zombie: reopen it."""
-        owned, rebalancing = self.owned(), self.rebalancing()
-        for partition, (since, assignment) in list(held.items()):
-            if rebalancing or partition not in owned or self._assignments[partition] != assignment:
-                lost.add(partition)
-                del held[partition]
-            elif time.monotonic() - since >= self.fence_wait_seconds:
-                writer.forget({partition})
-                del held[partition]
 
     async def _rejections(self, appended: list[Accepted], result: Written) -> list[DeadLetter]:
         """The rows the service counted as errors, as dead letters: those of the reporting partitions not in the

@@ -17,6 +17,7 @@ from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
 from caves_faust.intake.classify import classify
 from caves_faust.sink.channels import StreamingWriter
+from caves_faust.sink.fencing import Fencing
 from caves_faust.sink.retry import RetryPolicy
 from caves_faust.sink.streaming import StreamingSink
 from caves_faust.snowflake.streaming_auth import Credentials
@@ -68,9 +69,8 @@ def sink(ours: StreamingClient, owned: set[int]) -> StreamingSink:
     no_letters = cast(Any, SimpleNamespace(forget=lambda partitions: None))  # the batches carry none
     return StreamingSink(StreamingWriter(ours, PREFIX, COMMIT_SECONDS * 2), StreamingWriter(ours, "letters", 30),
                          warehouse, no_letters, "sales_events", RetryPolicy(1, first_seconds=0.1),
-                         stopping=lambda: False, owned=lambda: owned, rebalancing=lambda: False,
-                         kafka_committed=lambda partition: None,
-                         fence_wait_seconds=30, what_to_check="")
+                         stopping=lambda: False, kafka_committed=lambda partition: None, what_to_check="",
+                         fencing=Fencing(owned=lambda: owned, rebalancing=lambda: False, wait_seconds=30))
 
 
 async def until(check: Callable[[], object], what: str, timeout: float = 60) -> None:

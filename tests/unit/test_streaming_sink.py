@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from caves_faust.sink import channels
 from caves_faust.sink.channels import StreamingWriter
+from caves_faust.sink.fencing import Fencing
 from caves_faust.sink.retry import RetryPolicy
 from caves_faust.sink.rows import stream_row
 from caves_faust.sink.streaming import StreamingSink
@@ -68,9 +69,9 @@ class Account:
         """A worker's sink (a new one: as after a crash or a restart)."""
         return StreamingSink(
             StreamingWriter(self.rows, f"app_{TOPIC}", 5), StreamingWriter(self.letters, f"app_{TOPIC}", 5),
-            self.warehouse, dlq or self.dlq, TOPIC, RETRY, stopping=lambda: False, owned=lambda: set(self.owned),
-            rebalancing=lambda: False, kafka_committed=lambda partition: None,
-            fence_wait_seconds=fence_wait_seconds, what_to_check="(the fake account)")
+            self.warehouse, dlq or self.dlq, TOPIC, RETRY, stopping=lambda: False,
+            kafka_committed=lambda partition: None, what_to_check="(the fake account)",
+            fencing=Fencing(owned=lambda: set(self.owned), rebalancing=lambda: False, wait_seconds=fence_wait_seconds))
 
 
 @pytest.fixture
