@@ -7,6 +7,7 @@ Python and written again, so the stored content is the event's own text."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
@@ -17,6 +18,12 @@ from caves_faust.events.received import encode_bytes
 from caves_faust.sink.channels import StreamRow
 
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+# A streamed row is one NDJSON line. In valid JSON a raw CR or LF can only be whitespace between tokens (a string
+# may not hold one unescaped: validation parses strictly), and U+2028/U+2029 only characters of a string, where
+# their escapes mean the same: so the row keeps the event's value on one line, whatever a producer's layout.
+_LINE_BREAKS = re.compile("[\r\n\u2028\u2029]")
+_ON_ONE_LINE = str.maketrans({"\r": " ", "\n": " ", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 # DLQ_EVENTS's columns a streamed letter fills: column -> the letter's field (`DeadLetter.fields`).
 STREAMED_COLUMNS = {
@@ -33,13 +40,18 @@ def warehouse_row(accepted: Accepted) -> str:
 
 
 def stream_row(accepted: Accepted) -> StreamRow:
-    """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them."""
+    """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them, on one line."""
     event = accepted.valid.event
     customer = getattr(event, "customer_id", None)
-    return StreamRow(accepted.partition, accepted.offset, (
+    return StreamRow(accepted.partition, accepted.offset, on_one_line(
         f'{{"EVENT_TYPE":"{event.event_type}","PRODUCT_ID":{event.product_id},'
         f'"CUSTOMER_ID":{"null" if customer is None else customer},"EVENT_METADATA":{_metadata(accepted)},'
         f'"EVENT_CONTENT":{accepted.valid.text}}}'))
+
+
+def on_one_line(text: str) -> str:
+    """Valid JSON text with the same value, on one line (most events are: one scan, no copy)."""
+    return text.translate(_ON_ONE_LINE) if _LINE_BREAKS.search(text) else text
 
 
 def _metadata(accepted: Accepted) -> str:
@@ -60,7 +72,7 @@ def letter_stream_row(letter: DeadLetter) -> StreamRow:
     if fields["timestamp"] is not None:
         row["SOURCE_TIMESTAMP"] = datetime.fromtimestamp(fields["timestamp"], timezone.utc).isoformat(
             timespec="milliseconds")
-    return StreamRow(letter.partition, letter.offset, json.dumps(row, ensure_ascii=False))
+    return StreamRow(letter.partition, letter.offset, on_one_line(json.dumps(row, ensure_ascii=False)))
 
 
 def letter_rows(letters: Iterable[DeadLetter]) -> list[str]:

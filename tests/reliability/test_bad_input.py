@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import caves_faust
-from tests.corpus import MAX_DEPTH, Case, adjustment, order
+from tests.corpus import MAX_DEPTH, Case, adjustment, order, valid_events
 from tests.delivery import Sent, assert_exactly_once
 
 pytestmark = pytest.mark.integration
@@ -116,6 +116,23 @@ def test_hostile_payloads_are_stored_or_dead_lettered_verbatim(pipeline, running
 
     assert_exactly_once(pipeline, sent, running_worker, timeout=60, refused_by_snowflake=True)
     assert running_worker.process.poll() is None
+
+
+def laid_out(event: dict, n: int) -> bytes:
+    """The event as real producers lay JSON out, one way in four: pretty-printed, CRLF line ends, a leading newline
+    and trailing spaces, \\u escapes; a U+2028 inside a string in each."""
+    event = {**event, "note": f"ligne\u2028{n}"}
+    text = [json.dumps(event, indent=2, ensure_ascii=False), json.dumps(event, indent=4).replace("\n", "\r\n"),
+            "\n" + json.dumps(event, ensure_ascii=False) + "   \r\n", json.dumps(event, ensure_ascii=True)][n % 4]
+    return text.encode()
+
+
+def test_valid_events_laid_out_over_several_lines_are_each_one_row(pipeline, start_worker, sink_mode):
+    worker = start_worker(SINK_MODE=sink_mode)
+    sent = Sent()
+    sent.produce(pipeline, [Case(laid_out(event, n)) for n, event in enumerate(valid_events(600))])
+
+    assert_exactly_once(pipeline, sent, worker, timeout=120)  # every one a row with its content, none a letter
 
 
 def test_messages_up_to_the_broker_limit(pipeline, start_worker):
