@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from snowflake.connector.errors import ProgrammingError
 
 from caves_faust.cli import ExitCodeCommand
-from caves_faust.dlq.log import read_letters
+from caves_faust.dlq.log import once, read_letters
 from caves_faust.events.origin import Origin, origin_of
 from caves_faust.faust_app import app, settings
 from caves_faust.kafka.admin import committed_offsets, partition_count
@@ -112,6 +112,8 @@ class AuditReport:
     partitions: list[PartitionAudit]
     doubled_replays: dict[Origin, int]  # letter -> rows storing its replay, where more than one
     stock: StockAudit
+    # Copies of letters the DLQ topic holds more than once (a producer's retry): counted once, no doubling.
+    repeated_letters: int = 0
 
     @property
     def missing(self) -> int:
@@ -141,6 +143,9 @@ class AuditReport:
                       for offset, (rows, letters) in list(p.doubled.items())[:FIRST_SHOWN]]
         lines += [f"doubled: dead letter {o.topic} {o.partition}/{o.offset} replayed into {rows} rows"
                   for o, rows in sorted(self.doubled_replays.items())[:FIRST_SHOWN]]
+        if self.repeated_letters:
+            lines.append(f"dead letters: {self.repeated_letters} repeated copies on the DLQ topic counted "
+                         "once (a letter sent again after a broker wrote it without answering)")
         lines.append(self._stock_line())
         verdict = "clean" if self.clean else (f"NOT CLEAN: {self.missing} missing, {self.doubled} doubled, "
                                               f"{len(self.stock.mismatches)} stock mismatches")
@@ -189,12 +194,15 @@ def _by_product(rows: list) -> dict[str, int]:
     return {str(product): int(stock) for product, stock in rows}
 
 
-async def audit_partitions(settings: Settings, warehouse: AuditWarehouse) -> list[PartitionAudit]:
+async def audit_partitions(settings: Settings, warehouse: AuditWarehouse,
+                           repeated: Counter[tuple[str, int, int]]) -> list[PartitionAudit]:
+    """Each partition's offsets below the group's committed one, stored or dead-lettered; a letter's repeated copies
+    in the DLQ topic are counted once, and in `repeated`."""
     topic = settings.sales_topic
     # Committed offsets first: whatever is stored after this read is above them, hence not looked for.
     committed = await committed_offsets(settings.kafka_bootstrap, settings.app_id, topic)
     letters: dict[int, Counter[int]] = defaultdict(Counter)
-    async for letter in read_letters(settings.kafka_bootstrap, settings.dlq_topic):
+    async for letter in once(read_letters(settings.kafka_bootstrap, settings.dlq_topic), repeated):
         source = letter.source
         if source is not None and source[0] == topic:
             letters[source[1]][source[2]] += 1
@@ -273,12 +281,14 @@ async def audit_stock(base_url: str, warehouse: AuditWarehouse) -> StockAudit:
 async def run_audit(settings: Settings, stock_url: str) -> AuditReport:
     warehouse = AuditWarehouse(settings)
     try:
-        partitions = await audit_partitions(settings, warehouse)
+        repeated: Counter[tuple[str, int, int]] = Counter()
+        partitions = await audit_partitions(settings, warehouse, repeated)
         doubled_replays = await asyncio.to_thread(warehouse.doubled_replays, settings.sales_topic)
         stock = await audit_stock(stock_url, warehouse)
     finally:
         await asyncio.to_thread(warehouse.reset)
-    return AuditReport(settings.sales_topic, settings.app_id, partitions, doubled_replays, stock)
+    return AuditReport(settings.sales_topic, settings.app_id, partitions, doubled_replays, stock,
+                       repeated.total())
 
 
 def export(report: AuditReport) -> None:

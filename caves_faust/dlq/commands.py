@@ -16,7 +16,7 @@ import click
 from faust.cli import argument, option
 
 from caves_faust.cli import ExitCodeCommand
-from caves_faust.dlq.log import StoredLetter, read_letters
+from caves_faust.dlq.log import StoredLetter, once, read_letters
 from caves_faust.dlq.replay import replay
 from caves_faust.faust_app import app, settings
 
@@ -79,10 +79,12 @@ def source_time(letter: StoredLetter) -> datetime | None:
     return datetime.fromtimestamp(timestamp, tz=UTC)  # Faust's message timestamp: seconds
 
 
-async def selected_letters(letter_filter: LetterFilter, limit: int | None) -> list[StoredLetter]:
-    """The letters that pass the filter, in DLQ order (partition by partition), at most `limit`."""
+async def selected_letters(letter_filter: LetterFilter, limit: int | None,
+                           repeated: Counter[tuple[str, int, int]] | None = None) -> list[StoredLetter]:
+    """The letters that pass the filter, each once, in DLQ order (partition by partition), at most `limit`; the
+    repeated copies left out are counted in `repeated`."""
     chosen: list[StoredLetter] = []
-    async for letter in read_letters(settings.kafka_bootstrap, settings.dlq_topic):
+    async for letter in once(read_letters(settings.kafka_bootstrap, settings.dlq_topic), repeated):
         if letter_filter(letter):
             chosen.append(letter)
             if limit is not None and len(chosen) >= limit:
@@ -162,8 +164,12 @@ Report = Callable[[str], None]
 
 
 async def run(action: str, letter_filter: LetterFilter, limit: int | None, dry_run: bool, say: Report) -> int:
-    letters = await selected_letters(letter_filter, limit if action != "stats" else None)
+    repeated: Counter[tuple[str, int, int]] = Counter()
+    letters = await selected_letters(letter_filter, limit if action != "stats" else None, repeated)
     say(f"dlq {action}: {len(letters):,} dead letters on {settings.dlq_topic} (filters: {letter_filter.describe()})")
+    if repeated:
+        say(f"  {repeated.total():,} repeated copies of {len(repeated):,} letters counted once (a letter sent again "
+            "after a broker wrote it without answering)")
     if action == "stats":
         for line in stats_lines(letters):
             say(line)

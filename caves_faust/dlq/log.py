@@ -2,14 +2,16 @@
 
 A letter is the JSON object `dlq.DeadLetter.to_json` wrote; `topic`, `partition` and `offset` name its source event.
 A DLQ message that is not such an object (written by hand, another program) is kept as unreadable, never dropped
-silently.
+silently. A letter can sit in the topic twice: a broker that wrote it and went down before answering leaves the
+producer to send it again. Readers count it once, by the source event it stands for (`once`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +77,19 @@ async def read_letters(bootstrap: str, dlq_topic: str) -> AsyncIterator[StoredLe
             tp = TopicPartition(dlq_topic, partition)
             async for record in records(consumer, tp):
                 yield StoredLetter(dlq_topic, tp.partition, record.offset, record.timestamp, _parse(record.value))
+
+
+async def once(letters: AsyncIterable[StoredLetter], repeated: Counter[tuple[str, int, int]] | None = None
+               ) -> AsyncIterator[StoredLetter]:
+    """Each letter once, by its source event (the first copy in DLQ order); the copies left out are counted in
+    `repeated` (source -> copies), when given. An unreadable message names no source: each one is passed on."""
+    seen: set[tuple[str, int, int]] = set()
+    async for letter in letters:
+        source = letter.source
+        if source is not None:
+            if source in seen:
+                if repeated is not None:
+                    repeated[source] += 1
+                continue
+            seen.add(source)
+        yield letter

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from tests.corpus import expected_stock
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, metric, mixed_payloads
 from tests.harness import Pipeline, wait_until
-from tests.integration.dead_letters import command
+from tests.integration.dead_letters import command, write_letters
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +116,22 @@ def test_audit_clean_after_a_kill_then_names_rows_deleted_and_doubled(pipeline: 
 
     wait_until(lambda: metric(worker, "audit_missing_offsets") == 1 and metric(worker, "audit_doubled_offsets") == 1
                and metric(worker, "audit_stock_mismatch_products") == len(off), 60, "the leader's audit metrics")
+
+
+def test_a_letter_the_dlq_topic_holds_twice_is_counted_once(pipeline: Pipeline, start_worker):
+    """As a producer's retry leaves it (the broker wrote the letter and went down before answering): no doubled
+    offset, a clean audit that says how many copies it counted once."""
+    worker = start_worker()
+    sent = Sent()
+    sent.produce(pipeline, mixed_payloads(300, invalid_every=20))
+    assert_exactly_once(pipeline, sent, worker)
+    wait_until(lambda: pipeline.lag() == 0, 90, "the group to commit every offset")
+    letter = pipeline.dead_letters()[0]
+    write_letters(pipeline, [letter, letter])
+
+    output = command(pipeline, "audit", worker=worker)
+
+    print(output)
+    assert "dead letters: 2 repeated copies on the DLQ topic counted once" in output
+    assert "audit: clean" in output
+    assert sum(row[2] or 0 for row in table(output).values()) == len(sent.split()[1])  # each letter counted once

@@ -52,9 +52,11 @@ def section(output: str, title: str) -> dict[str, int]:
 def test_stats_and_show_with_filters_and_payloads_as_received(pipeline: Pipeline):
     letters = corpus(pipeline.sales_topic)
     write_letters(pipeline, letters)
+    write_letters(pipeline, [letters[0], letters[0], letters[-1]])  # as a producer's retries leave them: counted once
 
     stats = dlq(pipeline, "stats")
     assert f"dlq stats: {len(letters)} dead letters" in stats
+    assert "  3 repeated copies of 2 letters counted once" in stats
     assert section(stats, "by error type") == Counter(item["error_type"] for item in letters)
     assert section(stats, "by source partition") == {"0": 12, "1": 12, "2": 2}
     assert section(stats, "by day (UTC, source event time)") == {"2026-11-29": 16, "2026-11-30": 10}
