@@ -2,8 +2,10 @@
 
 A real account is reached at `<account>.snowflakecomputing.com`: the client signs a JWT with the user's private key
 (RS256, issuer `<ACCOUNT>.<USER>.SHA256:<public key fingerprint>`), asks that host for the account's ingest host,
-then exchanges the JWT for a token scoped to that host, the only one the streaming endpoints accept. The embedded
-Snowflake serves the same two endpoints and accepts any token. Tokens never appear in logs or errors.
+then exchanges the JWT for a token scoped to that host, the only one the streaming endpoints accept. The host is
+used as Snowflake's own clients use it: an account name's `_` is a `-` in a host name, in lower case. Every request
+names the client in a User-Agent, in the form the REST API's reference recommends. The embedded Snowflake serves the
+same two endpoints and accepts any token. Tokens never appear in logs or errors.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import platform
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import aiohttp
@@ -26,6 +30,8 @@ JWT_LIFETIME_SECONDS = 3540  # Snowflake accepts at most one hour
 TOKEN_REFRESH_SECONDS = 3000  # renew the JWT and the scoped token before either can expire
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 EMBEDDED_JWT = "embedded"  # the embedded Snowflake accepts any bearer token
+USER_AGENT = (f"caves_faust/{version('caves_faust')} ({platform.system()} {platform.machine()}) "
+              f"PYTHON/{platform.python_version()} (app=caves_faust)")
 
 
 class AuthError(Exception):
@@ -85,14 +91,21 @@ class Credentials:
     async def renew(self, session: aiohttp.ClientSession) -> None:
         """Discover the ingest host and exchange a fresh JWT for a token scoped to it."""
         assertion = self.key_pair.jwt(time.time()) if self.key_pair else EMBEDDED_JWT
-        headers = {"Authorization": f"Bearer {assertion}", "X-Snowflake-Authorization-Token-Type": "KEYPAIR_JWT"}
+        headers = {"Authorization": f"Bearer {assertion}", "X-Snowflake-Authorization-Token-Type": "KEYPAIR_JWT",
+                   "User-Agent": USER_AGENT}
         async with session.get(f"{self.control_url}/v2/streaming/hostname", headers=headers) as response:
-            hostname = _field(await _ok_text(response, "hostname discovery"), "hostname")
+            hostname = ingest_host(_field(await _ok_text(response, "hostname discovery"), "hostname"))
         form = {"grant_type": JWT_GRANT, "scope": hostname}
         async with session.post(f"{self.control_url}/oauth/token", data=form, headers=headers) as response:
             self.token = _field(await _ok_text(response, "scoped-token exchange"), "token")
         self.ingest_url = f"{self.protocol}://{hostname}"
         self.renewed_at = time.monotonic()
+
+
+def ingest_host(hostname: str) -> str:
+    """The ingest host as Snowflake's own clients use it for the scoped token and every call: an account name's
+    underscores are hyphens in a host name (`_` is no host name character), in lower case."""
+    return hostname.strip().replace("_", "-").lower()
 
 
 async def _ok_text(response: aiohttp.ClientResponse, what: str) -> str:

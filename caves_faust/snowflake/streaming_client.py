@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from caves_faust.snowflake.streaming_auth import AuthError, Credentials
+from caves_faust.snowflake.streaming_auth import USER_AGENT, AuthError, Credentials
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # one append, as sent; we cap the uncompressed NDJSON, which is larger
 GZIP_LEVEL = 1  # NDJSON of JSON events compresses ~5x even at level 1, at a fraction of level 9's CPU
@@ -101,7 +101,8 @@ class StreamingClient:
         for attempt in (1, 2):
             try:
                 session = await self._ready_session()
-                headers = {"Authorization": f"Bearer {self.credentials.token}", **kwargs.pop("headers", {})}
+                headers = {"Authorization": f"Bearer {self.credentials.token}", "User-Agent": USER_AGENT,
+                           **kwargs.pop("headers", {})}
                 if json_body is not None:
                     kwargs["data"] = json.dumps(json_body).encode()
                     headers["Content-Type"] = "application/json"
