@@ -31,6 +31,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from aiokafka.errors import KafkaConnectionError
 from faust.types import EventT
+from prometheus_client import REGISTRY
 from snowflake.connector.cursor import SnowflakeCursor, SnowflakeCursorBase
 from snowflake.connector.errors import OperationalError, ProgrammingError
 
@@ -86,6 +87,16 @@ def sales_event(partition: int, offset: int, value: bytes, headers: Iterable[tup
                 key: bytes | None = None) -> EventT:
     """An event as the intake's stream hands it over (`tests.corpus.fake_event`), its timestamp after its offset."""
     return corpus.fake_event(partition, offset, value, key, list(headers or []), timestamp=1_800_000_000.0 + offset)
+
+
+def orders(partition: int, offsets: range) -> list[EventT]:
+    """A valid order at each of these offsets of the partition, one product per offset."""
+    return [sales_event(partition, o, order(product_id=1000 + o, quantity=1 + o % 3)) for o in offsets]
+
+
+def retries(reason: str) -> float:
+    """The sink's Snowflake retries so far, for this reason (`snowflake_retries_total`)."""
+    return REGISTRY.get_sample_value("snowflake_retries_total", {"reason": reason}) or 0.0
 
 
 def classified(events: Iterable[EventT]) -> Classified:

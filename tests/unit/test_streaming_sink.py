@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import pytest
 from faust.types import EventT
-from prometheus_client import REGISTRY
 
 from caves_faust.sink import channels
 from caves_faust.sink.channels import StreamingWriter
@@ -31,6 +30,8 @@ from tests.fakes import (
     FakeWarehouse,
     classified,
     order,
+    orders,
+    retries,
     sales_event,
 )
 
@@ -77,14 +78,6 @@ class Account:
 @pytest.fixture
 def account() -> Account:
     return Account()
-
-
-def orders(partition: int, offsets: range) -> list[EventT]:
-    return [sales_event(partition, o, order(product_id=1000 + o, quantity=1 + o % 3)) for o in offsets]
-
-
-def retries(reason: str) -> float:
-    return REGISTRY.get_sample_value("snowflake_retries_total", {"reason": reason}) or 0.0
 
 
 async def test_a_row_snowflake_refuses_is_dead_lettered_and_the_others_stored(account: Account) -> None:

@@ -10,7 +10,6 @@ from functools import partial
 
 import pytest
 from faust.types import EventT
-from prometheus_client import REGISTRY
 
 from caves_faust.sink.replays import stored_copies
 from caves_faust.sink.retry import RetryPolicy
@@ -27,6 +26,8 @@ from tests.fakes import (
     FakeWarehouse,
     classified,
     order,
+    orders,
+    retries,
     sales_event,
 )
 
@@ -56,14 +57,6 @@ class Account:
 @pytest.fixture
 def account() -> Account:
     return Account()
-
-
-def orders(partition: int, offsets: range) -> list[EventT]:
-    return [sales_event(partition, o, order(product_id=1000 + o, quantity=1 + o % 3)) for o in offsets]
-
-
-def retries(reason: str) -> float:
-    return REGISTRY.get_sample_value("snowflake_retries_total", {"reason": reason}) or 0.0
 
 
 async def test_a_row_snowflake_refuses_is_dead_lettered_and_the_others_stored(account: Account) -> None:
