@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from aiokafka.partitioner import DefaultPartitioner
+
 from caves_faust.events.letters import MAX_PAYLOAD_BYTES
 from tests.corpus import INVALID_CASES, Case, cases, expected_stock, stock_of, valid_events
 from tests.harness import Pipeline, Worker, wait_until
@@ -56,6 +58,42 @@ class Sent:
         valid = {c: json.loads(case.payload) for c, case in self.cases.items() if case.error_type is None}
         invalid = {c: case.payload for c, case in self.cases.items() if case.error_type is not None}
         return valid, invalid
+
+
+# Where the events that make an idle group commit start in the corpus: far from any test's own.
+NUDGE_START = 900_000
+NUDGE_SECONDS = 15
+
+
+def commit_everything(pipeline: Pipeline, sent: Sent, timeout: float = 120) -> None:
+    """Wait until the group has committed every offset `sent` put on the sales topic. After a rebalance Faust
+    commits a partition again only once it acknowledges a new event of it, so a partition idle since then trails
+    what is stored (harmless: what is above the committed offset is skipped as replays): each such partition is
+    given one more valid event, recorded in `sent`, every NUDGE_SECONDS until it is committed."""
+    deadline = time.monotonic() + timeout
+    nudged = 0
+    while True:
+        try:
+            wait_until(lambda: pipeline.lag() == 0, NUDGE_SECONDS, "the group to commit every offset")
+            return
+        except AssertionError:
+            pass
+        ends = {p: max(o for q, o in sent.cases if q == p) + 1 for p, _ in sent.cases}
+        committed = pipeline.committed()
+        behind = sorted(p for p, end in ends.items() if committed.get(p, 0) < end)
+        assert time.monotonic() < deadline, f"the group never committed partitions {behind}: {committed} < {ends}"
+        print(f"commit_everything: partitions {behind} idle behind their last offset, given one more event each")
+        for partition in behind:
+            case = cases(valid_events(1, start=NUDGE_START + nudged))[0]
+            nudged += 1
+            sent.produce(pipeline, [case], [_key_of(partition, pipeline.partitions)])
+
+
+def _key_of(partition: int, partitions: int) -> bytes:
+    """A key the producer's default partitioner sends to `partition`."""
+    every = list(range(partitions))
+    return next(key for n in range(10_000) if DefaultPartitioner()(key := f"nudge-{n}".encode(), every, every)
+                == partition)
 
 
 def mixed_payloads(count: int, start: int = 0, invalid_every: int = 50) -> list[Case]:

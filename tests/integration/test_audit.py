@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from tests.corpus import expected_stock
-from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, metric, mixed_payloads
+from tests.delivery import BackgroundProducer, Sent, assert_exactly_once, commit_everything, metric, mixed_payloads
 from tests.harness import Pipeline, wait_until
 from tests.integration.dead_letters import command, write_letters
 
@@ -61,7 +61,7 @@ def test_audit_clean_after_a_kill_then_names_rows_deleted_and_doubled(pipeline: 
 
     # The group commits every few seconds, and not while it rebalances (the killed worker leaves it only after
     # its session times out): audit once every offset is committed, so that the committed offsets hold still.
-    wait_until(lambda: pipeline.lag() == 0, 90, "the group to commit every offset")
+    commit_everything(pipeline, sent)
     output = command(pipeline, "audit", worker=worker)
     print(output)
     assert "audit: clean" in output
@@ -125,7 +125,7 @@ def test_a_letter_the_dlq_topic_holds_twice_is_counted_once(pipeline: Pipeline, 
     sent = Sent()
     sent.produce(pipeline, mixed_payloads(300, invalid_every=20))
     assert_exactly_once(pipeline, sent, worker)
-    wait_until(lambda: pipeline.lag() == 0, 90, "the group to commit every offset")
+    commit_everything(pipeline, sent)
     letter = pipeline.dead_letters()[0]
     write_letters(pipeline, [letter, letter])
 
