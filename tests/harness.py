@@ -27,6 +27,7 @@ from snowflake.connector import SnowflakeConnection
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.devstack.process import DevstackError, free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
+from caves_faust.devstack.snowpipe import COMMIT_SECONDS
 from caves_faust.kafka.admin import committed_offsets, create_topics, partition_count
 
 T = TypeVar("T")
@@ -56,8 +57,11 @@ class Stack:
     def __post_init__(self) -> None:
         self.kafka = LocalKafka("kafka", self.home / "kafka", free_port(), free_port())
         # Tests kill workers inside Snowflake transactions: have their detached transactions aborted in seconds.
-        self.snowflake = EmbeddedSnowflake("snowflake", self.home / "snowflake", free_port(),
-                                           detached_transaction_seconds=DETACHED_TRANSACTION_SECONDS)
+        # EMBEDDED_STREAMING_COMMIT_SECONDS, when set, runs the suite at that commit delay (a real account's 5-10 s).
+        self.snowflake = EmbeddedSnowflake(
+            "snowflake", self.home / "snowflake", free_port(),
+            detached_transaction_seconds=DETACHED_TRANSACTION_SECONDS,
+            streaming_commit_seconds=float(os.environ.get("EMBEDDED_STREAMING_COMMIT_SECONDS") or COMMIT_SECONDS))
 
     def start(self) -> "Stack":
         self.kafka.start(wait_seconds=120)
