@@ -35,4 +35,5 @@ def __getattr__(name: str) -> Any:
         importlib.import_module(module)
     from caves_faust.faust_app import app
 
+    globals()["app"] = app  # found at once from now on
     return app

@@ -36,4 +36,4 @@ app = App(
 
 sales_topic = app.topic(settings.sales_topic, value_type=bytes, value_serializer="raw", key_serializer="raw")
 dlq_topic = app.topic(settings.dlq_topic, value_type=bytes, value_serializer="raw", key_serializer="raw")
-monitor = serve_metrics(app)
+serve_metrics(app)

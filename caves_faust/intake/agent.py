@@ -30,8 +30,6 @@ from caves_faust.stock.tables import send_movements
 
 log = logging.getLogger(__name__)
 
-
-
 sink = build_sink()
 
 

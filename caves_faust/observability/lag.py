@@ -19,12 +19,13 @@ from faust.types import TP
 from faust.types.transports import ConsumerT
 from prometheus_client import Gauge
 
+from caves_faust.kafka.admin import REQUEST_TIMEOUT_MS
+
 log = logging.getLogger(__name__)
 
 # How often the gauges are refilled: well under Prometheus' 15 s scrape interval, and cheap (one offset fetch and
 # one ListOffsets per lag probe).
 PROBE_SECONDS = 5.0
-REQUEST_TIMEOUT_MS = 15_000
 
 
 class LagProbe:

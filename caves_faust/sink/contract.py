@@ -58,7 +58,7 @@ class Sink(Protocol):
 
 
 class Once:
-    """A setup step (creating the tables) run until it first succeeds, and again once told it may be undone."""
+    """A setup step (creating the tables) run until it first succeeds, and again after `undo`."""
 
     def __init__(self) -> None:
         self.done = False
@@ -67,6 +67,10 @@ class Once:
         if not self.done:
             await step()
             self.done = True
+
+    def undo(self) -> None:
+        """What the step made may be gone or wrong: run it again next time."""
+        self.done = False
 
 
 async def deliver(dead_letters: DeadLetters, letters: list[DeadLetter], marks: Mapping[int, int], retry: RetryPolicy,

@@ -273,7 +273,7 @@ class WarehouseSink:
             try:
                 stored = await asyncio.to_thread(self.writer.high_waters, self.topic)
             except BaseException:
-                self._tables.done = False  # the tables may be missing or wrong: create what is missing next time
+                self._tables.undo()  # the tables may be missing or wrong: create what is missing next time
                 raise
             for partition in partitions - self._high_waters.keys():
                 self._high_waters[partition] = stored.get(partition)
