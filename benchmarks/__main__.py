@@ -100,7 +100,7 @@ def bench_sink(bench: BenchStack) -> None:
                     for i in range(size)]
             old = offset if offset >= 0 else None
             offset += size
-            warehouse.write("bench", Batch(rows, {0: (old, offset)}))
+            warehouse.write("bench", None, Batch(rows, {0: (old, offset)}))
         figures[str(size)] = round(batches * size / (time.perf_counter() - started))
     warehouse.close()
     best = max(figures, key=lambda size: figures[size])

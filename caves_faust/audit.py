@@ -28,6 +28,7 @@ from caves_faust.dlq.log import once, read_letters
 from caves_faust.events.origin import Origin, origin_of
 from caves_faust.faust_app import app, settings
 from caves_faust.kafka.admin import committed_offsets, partition_count
+from caves_faust.kafka.topic_ids import current_topic_id
 from caves_faust.kafka.topic_log import group_less_consumer, log_bounds, records
 from caves_faust.observability import metrics
 from caves_faust.settings import Settings
@@ -45,15 +46,18 @@ STOCK_ATTEMPTS = 5
 STOCK_RETRY_SECONDS = 2.0
 STOCK_TIMEOUT_SECONDS = 10.0
 
+# The current life of the topic's rows (a topic deleted and created again restarts its offsets at 0), and those
+# written before topic ids were kept.
 ROW_OFFSETS = """SELECT EVENT_METADATA:offset::INTEGER, COUNT(*) FROM RAW_EVENTS_STREAM
     WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:partition::INTEGER = ?
+      AND COALESCE(EVENT_METADATA:topic_id::VARCHAR, ?) IS NOT DISTINCT FROM ?
       AND EVENT_METADATA:offset::INTEGER >= ? AND EVENT_METADATA:offset::INTEGER < ?
     GROUP BY 1"""
 # Letters whose replay is stored more than once (the copies are at different offsets: each counts once above).
-DOUBLED_REPLAYS = """SELECT EVENT_METADATA:replayed_from:topic::VARCHAR,
+DOUBLED_REPLAYS = """SELECT EVENT_METADATA:replayed_from:topic::VARCHAR, EVENT_METADATA:replayed_from:topic_id::VARCHAR,
            EVENT_METADATA:replayed_from:partition::INTEGER, EVENT_METADATA:replayed_from:offset::INTEGER, COUNT(*)
     FROM RAW_EVENTS_STREAM WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:replayed_from IS NOT NULL
-    GROUP BY 1, 2, 3 HAVING COUNT(*) > 1"""
+    GROUP BY 1, 2, 3, 4 HAVING COUNT(*) > 1"""
 # The stock straight from the stored events (the dbt models may not have run yet).
 RAW_STOCK = """SELECT PRODUCT_ID,
        SUM(CASE WHEN EVENT_TYPE = 'INVENTORY_ADJUSTED' THEN EVENT_CONTENT:quantity_change::INTEGER
@@ -114,6 +118,7 @@ class AuditReport:
     stock: StockAudit
     # Copies of letters the DLQ topic holds more than once (a producer's retry): counted once, no doubling.
     repeated_letters: int = 0
+    topic_id: str | None = None  # the life of the topic audited (None: the broker gives no topic ids)
 
     @property
     def missing(self) -> int:
@@ -135,7 +140,8 @@ class AuditReport:
             for p in self.partitions
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        lines = [f"audit: topic {self.topic}, consumer group {self.group}"]
+        life = "" if self.topic_id is None else f" (topic id {self.topic_id})"
+        lines = [f"audit: topic {self.topic}{life}, consumer group {self.group}"]
         lines += ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
         for p in self.partitions:
             lines += [f"missing: partition {p.partition} offset {offset}" for offset in p.missing[:FIRST_SHOWN]]
@@ -165,15 +171,15 @@ class AuditReport:
 class AuditWarehouse(Warehouse):
     """The audit's reads of Snowflake (its own connection)."""
 
-    def row_offsets(self, topic: str, partition: int, start: int, end: int) -> Counter[int]:
+    def row_offsets(self, topic: str, topic_id: str | None, partition: int, start: int, end: int) -> Counter[int]:
         with self.cursor() as cur:
-            cur.execute(ROW_OFFSETS, (topic, partition, start, end))
+            cur.execute(ROW_OFFSETS, (topic, partition, topic_id, topic_id, start, end))
             return Counter({int(offset): int(count) for offset, count in cur.fetchall()})
 
     def doubled_replays(self, topic: str) -> dict[Origin, int]:
         with self.cursor() as cur:
             cur.execute(DOUBLED_REPLAYS, (topic,))
-            return {Origin(str(t), int(p), int(o)): int(n) for t, p, o, n in cur.fetchall()}
+            return {Origin(str(t), int(p), int(o), topic_id=life): int(n) for t, life, p, o, n in cur.fetchall()}
 
     def raw_stock(self) -> dict[str, int]:
         with self.cursor() as cur:
@@ -194,17 +200,18 @@ def _by_product(rows: list) -> dict[str, int]:
     return {str(product): int(stock) for product, stock in rows}
 
 
-async def audit_partitions(settings: Settings, warehouse: AuditWarehouse,
+async def audit_partitions(settings: Settings, warehouse: AuditWarehouse, topic_id: str | None,
                            repeated: Counter[tuple[str, int, int]]) -> list[PartitionAudit]:
-    """Each partition's offsets below the group's committed one, stored or dead-lettered; a letter's repeated copies
-    in the DLQ topic are counted once, and in `repeated`."""
+    """Each partition's offsets below the group's committed one, stored or dead-lettered, in the topic's current
+    life `topic_id` (rows and letters of a topic since deleted and created again are not its); a letter's repeated
+    copies in the DLQ topic are counted once, and in `repeated`."""
     topic = settings.sales_topic
     # Committed offsets first: whatever is stored after this read is above them, hence not looked for.
     committed = await committed_offsets(settings.kafka_bootstrap, settings.app_id, topic)
     letters: dict[int, Counter[int]] = defaultdict(Counter)
     async for letter in once(read_letters(settings.kafka_bootstrap, settings.dlq_topic), repeated):
         source = letter.source
-        if source is not None and source[0] == topic:
+        if source is not None and source[0] == topic and letter.topic_id in (None, topic_id):
             letters[source[1]][source[2]] += 1
     audits = []
     async with group_less_consumer(settings.kafka_bootstrap) as consumer:
@@ -213,7 +220,7 @@ async def audit_partitions(settings: Settings, warehouse: AuditWarehouse,
             unaccounted: list[int] = []
             for start in range(0, audit.committed or 0, CHUNK_OFFSETS):
                 end = min(start + CHUNK_OFFSETS, audit.committed or 0)
-                rows = await asyncio.to_thread(warehouse.row_offsets, topic, partition, start, end)
+                rows = await asyncio.to_thread(warehouse.row_offsets, topic, topic_id, partition, start, end)
                 in_chunk = Counter({o: n for o, n in letters[partition].items() if start <= o < end})
                 missing, doubled = account(start, end, rows, in_chunk)
                 audit.rows += sum(rows.values())
@@ -282,13 +289,14 @@ async def run_audit(settings: Settings, stock_url: str) -> AuditReport:
     warehouse = AuditWarehouse(settings)
     try:
         repeated: Counter[tuple[str, int, int]] = Counter()
-        partitions = await audit_partitions(settings, warehouse, repeated)
+        topic_id = await current_topic_id(settings.kafka_bootstrap, settings.sales_topic)
+        partitions = await audit_partitions(settings, warehouse, topic_id, repeated)
         doubled_replays = await asyncio.to_thread(warehouse.doubled_replays, settings.sales_topic)
         stock = await audit_stock(stock_url, warehouse)
     finally:
         await asyncio.to_thread(warehouse.reset)
     return AuditReport(settings.sales_topic, settings.app_id, partitions, doubled_replays, stock,
-                       repeated.total())
+                       repeated.total(), topic_id)
 
 
 def export(report: AuditReport) -> None:

@@ -99,9 +99,9 @@ def retries(reason: str) -> float:
     return REGISTRY.get_sample_value("snowflake_retries_total", {"reason": reason}) or 0.0
 
 
-def classified(events: Iterable[EventT]) -> Classified:
-    """A batch as the intake hands it to the sink."""
-    return classify(list(events))
+def classified(events: Iterable[EventT], topic_id: str | None = None) -> Classified:
+    """A batch as the intake hands it to the sink (read from the life `topic_id` of the sales topic)."""
+    return classify(list(events), topic_id)
 
 
 # --- the account's tables ---
@@ -144,7 +144,8 @@ class FakeSnowflake:
     def __init__(self) -> None:
         self.raw_events: list[Row] = []
         self.dlq_events: list[LetterRow] = []
-        self.marks: dict[tuple[str, int], int] = {}  # SINK_OFFSETS: (topic, partition) -> high-water (MAX)
+        # SINK_OFFSETS: (topic, topic id, partition) -> high-water (MAX)
+        self.marks: dict[tuple[str, str | None, int], int] = {}
 
     # what a test reads
     def offsets(self, partition: int, topic: str = TOPIC) -> list[int]:
@@ -185,16 +186,18 @@ class FakeSnowflake:
                 if row.source == (source["t"], source["p"], source["o"]):
                     row.replayed = True
 
-    def stored_copies(self, topic: str, low: int, high: int) -> list[tuple[int, int, int, int]]:
-        """STORED_COPIES: (letter partition, letter offset, partition, offset) of the rows replaying letters."""
-        return [(int(origin["partition"]), int(origin["offset"]), row.partition, row.offset)
+    def stored_copies(self, topic: str, low: int, high: int) -> list[tuple[str | None, int, int, int, int]]:
+        """STORED_COPIES: (letter's DLQ topic id, letter partition, letter offset, partition, offset) of the rows
+        replaying letters."""
+        return [(origin.get("topic_id"), int(origin["partition"]), int(origin["offset"]), row.partition, row.offset)
                 for row in self.raw_events
                 if (origin := row.metadata.get("replayed_from")) and origin["topic"] == topic
                 and low <= int(origin["offset"]) <= high]
 
-    def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
+    def stored_offsets(self, topic: str, topic_id: str | None, partition: int, low: int, high: int) -> set[int]:
         """READ_STORED_OFFSETS."""
-        return {o for o in self.offsets(partition, topic) if low <= o <= high}
+        return {r.offset for r in self.raw_events if r.metadata["topic"] == topic and r.partition == partition
+                and r.metadata.get("topic_id") == topic_id and low <= r.offset <= high}
 
 
 # --- the warehouse connection (and RowWriter) ---
@@ -229,7 +232,7 @@ class FakeWarehouse(Warehouse):
         self.filed: list[tuple[list[str], str]] = []
         self._failures: dict[str, list[BaseException]] = {}
         self._lost_answers = 0
-        self._others: list[tuple[str, Batch]] = []
+        self._others: list[tuple[str, str | None, Batch]] = []
 
     # scripts
     def fail(self, call: str, times: int = 1, error: BaseException | None = None) -> None:
@@ -241,9 +244,9 @@ class FakeWarehouse(Warehouse):
         """The next `times` writes commit, then raise an outage: the COMMIT's answer never came back."""
         self._lost_answers += times
 
-    def another_writer(self, topic: str, batch: Batch) -> None:
+    def another_writer(self, topic: str, batch: Batch, topic_id: str | None = None) -> None:
         """Another writer's transaction commits just before our next `write` (a zombie, or the next owner)."""
-        self._others.append((topic, batch))
+        self._others.append((topic, topic_id, batch))
 
     # Warehouse's calls
     def connection(self) -> Any:
@@ -265,20 +268,20 @@ class FakeWarehouse(Warehouse):
     def bootstrap(self) -> None:
         self._enter("bootstrap")
 
-    def high_waters(self, topic: str) -> dict[int, int]:
+    def high_waters(self, topic: str, topic_id: str | None) -> dict[tuple[str | None, int], int]:
         self._enter("high_waters")
-        return {p: mark for (t, p), mark in self.snowflake.marks.items() if t == topic}
+        return {(life, p): mark for (t, life, p), mark in self.snowflake.marks.items() if t == topic}
 
-    def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
+    def stored_offsets(self, topic: str, topic_id: str | None, partition: int, low: int, high: int) -> set[int]:
         self._enter("stored_offsets")
-        return self.snowflake.stored_offsets(topic, partition, low, high)
+        return self.snowflake.stored_offsets(topic, topic_id, partition, low, high)
 
-    def write(self, topic: str, batch: Batch) -> None:
+    def write(self, topic: str, topic_id: str | None, batch: Batch) -> None:
         self._enter("write")
-        for other_topic, other in self._others:
-            self._commit(other_topic, other)
+        for other_topic, other_id, other in self._others:
+            self._commit(other_topic, other_id, other)
         self._others.clear()
-        self._commit(topic, batch)
+        self._commit(topic, topic_id, batch)
         self.transactions.append(batch)
         if self._lost_answers:
             self._lost_answers -= 1
@@ -309,16 +312,17 @@ class FakeWarehouse(Warehouse):
     def _refused(self, rows: Iterable[str]) -> bool:
         return self.refuse is not None and any(self.refuse in row for row in rows)
 
-    def _commit(self, topic: str, batch: Batch) -> None:
+    def _commit(self, topic: str, topic_id: str | None, batch: Batch) -> None:
         """One transaction, as `Warehouse.write` runs it: all of it, or an error and nothing."""
         if self._refused(batch.rows):
             raise content_error()
         marks = self.snowflake.marks
-        moved = [p for p, (old, _) in batch.high_waters.items() if old is not None and marks.get((topic, p)) != old]
+        moved = [p for p, (old, _) in batch.high_waters.items()
+                 if old is not None and marks.get((topic, topic_id, p)) != old]
         if moved:  # ADVANCE_HIGH_WATER is conditional on the mark read
             raise FencedOut(f"{topic}: high-water marks moved under us (partitions {sorted(moved)})")
         for p, (_, new) in batch.high_waters.items():  # INSERT_HIGH_WATER is not: READ_HIGH_WATERS takes the MAX
-            marks[(topic, p)] = max(new, marks.get((topic, p), new))
+            marks[(topic, topic_id, p)] = max(new, marks.get((topic, topic_id, p), new))
         self.snowflake.insert_letters(batch.letters)
         self.snowflake.mark_replayed(batch.replayed)
         self.snowflake.insert_warehouse_rows(batch.rows)

@@ -44,6 +44,12 @@ class StoredLetter:
         return None
 
     @property
+    def topic_id(self) -> str | None:
+        """Which life of its source topic (`events.received.Received`); None when the letter does not say."""
+        topic_id = self.fields.get("topic_id")
+        return topic_id if isinstance(topic_id, str) else None
+
+    @property
     def error_type(self) -> str:
         return str(self.fields.get("error_type", "unreadable"))
 
@@ -81,15 +87,16 @@ async def read_letters(bootstrap: str, dlq_topic: str) -> AsyncIterator[StoredLe
 
 async def once(letters: AsyncIterable[StoredLetter], repeated: Counter[tuple[str, int, int]] | None = None
                ) -> AsyncIterator[StoredLetter]:
-    """Each letter once, by its source event (the first copy in DLQ order); the copies left out are counted in
-    `repeated` (source -> copies), when given. An unreadable message names no source: each one is passed on."""
-    seen: set[tuple[str, int, int]] = set()
+    """Each letter once, by its source event (the first copy in DLQ order; the same coordinates in two lives of a
+    topic are two events); the copies left out are counted in `repeated` (source -> copies), when given. An
+    unreadable message names no source: each one is passed on."""
+    seen: set[tuple[str | None, tuple[str, int, int]]] = set()
     async for letter in letters:
         source = letter.source
         if source is not None:
-            if source in seen:
+            if (letter.topic_id, source) in seen:
                 if repeated is not None:
                     repeated[source] += 1
                 continue
-            seen.add(source)
+            seen.add((letter.topic_id, source))
         yield letter

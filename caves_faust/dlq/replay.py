@@ -17,6 +17,7 @@ from caves_faust.dlq.log import StoredLetter
 from caves_faust.events.origin import Origin
 from caves_faust.events.validation import InvalidEvent, validate
 from caves_faust.faust_app import settings
+from caves_faust.kafka.topic_ids import current_topic_id
 
 SHOWN_FAILURES = 20  # letters still failing named one by one; the rest are counted
 
@@ -49,13 +50,16 @@ def judge(letter: StoredLetter) -> Verdict:
 
 async def send_back(passing: list[Verdict]) -> None:
     """To the source partition, keyed as the original, named by headers; returns once the broker has them all."""
+    # Which life of the DLQ topic the letters are read from: its offsets name a letter in that life only.
+    dlq_topic_id = await current_topic_id(settings.kafka_bootstrap, settings.dlq_topic)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         pending = []
         for verdict in passing:
             letter = verdict.letter
-            origin = Origin(letter.dlq_topic, letter.dlq_partition, letter.dlq_offset, letter.source)
+            origin = Origin(letter.dlq_topic, letter.dlq_partition, letter.dlq_offset, letter.source,
+                            topic_id=dlq_topic_id)
             pending.append(await producer.send(settings.sales_topic, letter.payload(), key=letter.key(),
                                                partition=verdict.partition, headers=origin.headers()))
         for delivery in pending:

@@ -6,6 +6,10 @@ the batch: so every letter at or below the mark is in the DLQ already, and the l
 the last of those in the DLQ partition. After a restart or a rebalance the sink reads them (the "tail") back
 to the first letter at or below the mark, and sends only the letters not there. The tail read stops after
 TAIL_SCAN_LIMIT messages of the DLQ partition: a letter written before those would be written again.
+
+A letter names the life of its source topic (`topic_id`): the letters of a sales topic deleted and created again
+under the same name, whose offsets restart at 0, do not stand for the new one's. A letter written before topic ids
+were kept (no `topic_id`) is taken for the current life.
 """
 
 from __future__ import annotations
@@ -33,15 +37,16 @@ class DeadLetters:
         self.topic = topic
         self.source_topic = source_topic
         self.bootstrap = bootstrap
-        # source partition -> (the high-water mark the tail was read down to, offsets of the letters above it,
-        # those found in the DLQ and those sent since).
-        self._written: dict[int, tuple[int, set[int]]] = {}
+        # (source topic's id, source partition) -> (the high-water mark the tail was read down to, offsets of the
+        # letters above it, those found in the DLQ and those sent since).
+        self._written: dict[tuple[str | None, int], tuple[int, set[int]]] = {}
         self._dlq_partitions = 0
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance (another worker may have written meanwhile) and after a failed send: re-read the tail."""
-        for partition in partitions:
-            self._written.pop(partition, None)
+        partitions = set(partitions)
+        for known in [k for k in self._written if k[1] in partitions]:
+            del self._written[known]
 
     async def send(self, letters: list[DeadLetter], stored: Mapping[int, int]) -> int:
         """Write the letters not in the DLQ yet and wait until the broker has them all; returns how many were sent.
@@ -67,16 +72,17 @@ class DeadLetters:
             raise
         for letter in fresh:
             metrics.dlq_messages.labels(error_type=letter.error.error_type).inc()
-            self._written[letter.partition][1].add(letter.offset)
+            self._written[(letter.topic_id, letter.partition)][1].add(letter.offset)
         return len(fresh)
 
     async def _is_written(self, letter: DeadLetter, high_water: int) -> bool:
         if letter.offset <= high_water:
             return True  # its batch committed after writing it
-        known = self._written.get(letter.partition)
+        source = (letter.topic_id, letter.partition)
+        known = self._written.get(source)
         if known is None or known[0] > high_water:  # not read yet, or read down to a mark this batch is below
-            known = (high_water, await self._read_tail(letter.partition, high_water))
-            self._written[letter.partition] = known
+            known = (high_water, await self._read_tail(source, high_water))
+            self._written[source] = known
         return letter.offset in known[1]
 
     async def _partition_count(self) -> int:
@@ -87,9 +93,10 @@ class DeadLetters:
                 raise RuntimeError(f"DLQ topic {name!r} does not exist")
         return self._dlq_partitions
 
-    async def _read_tail(self, partition: int, high_water: int) -> set[int]:
-        """The source offsets above `high_water` of the letters of `partition`, read from the end of its DLQ
-        partition back to the first letter at or below `high_water` (or TAIL_SCAN_LIMIT messages)."""
+    async def _read_tail(self, source: tuple[str | None, int], high_water: int) -> set[int]:
+        """The source offsets above `high_water` of the letters of `source` (topic id, partition), read from the end
+        of its DLQ partition back to the first letter at or below `high_water` (or TAIL_SCAN_LIMIT messages)."""
+        partition = source[1]
         tp = TopicPartition(self.topic.get_topic_name(), partition % await self._partition_count())
         above: set[int] = set()
         async with _Reader(self.bootstrap) as reader:
@@ -99,7 +106,7 @@ class DeadLetters:
             stop = max(start, end - TAIL_SCAN_LIMIT)
             while end > stop:
                 chunk_start = max(stop, end - TAIL_SCAN_CHUNK)
-                offsets = await _letter_offsets(reader, tp, chunk_start, end, self.source_topic, partition)
+                offsets = await _letter_offsets(reader, tp, chunk_start, end, self.source_topic, source)
                 above.update(o for o in offsets if o > high_water)
                 if any(o <= high_water for o in offsets):
                     break
@@ -122,9 +129,12 @@ class _Reader:
 
 
 async def _letter_offsets(
-    reader: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int, source_topic: str, partition: int,
+    reader: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int, source_topic: str,
+    source: tuple[str | None, int],
 ) -> list[int]:
-    """The source offsets of the letters of `partition` among the DLQ messages [start, end) of `tp`."""
+    """The source offsets of the letters of `source` (topic id, partition) among the DLQ messages [start, end) of
+    `tp`."""
+    topic_id, partition = source
     reader.seek(tp, start)
     found: list[int] = []
     position = start
@@ -141,6 +151,7 @@ async def _letter_offsets(
                 letter = json.loads(record.value)
             except (ValueError, TypeError):
                 continue
-            if letter.get("topic") == source_topic and letter.get("partition") == partition:
+            if (letter.get("topic") == source_topic and letter.get("partition") == partition
+                    and letter.get("topic_id", topic_id) == topic_id):
                 found.append(int(letter["offset"]))
     return found

@@ -28,6 +28,7 @@ class Classified:
     accepted: list[Accepted]
     letters: list[DeadLetter]
     seconds: float  # how long the classification took
+    topic_id: str | None = None  # the life of the sales topic it was read from (events.received.Received)
 
 
 def distinct(events: Sequence[EventT]) -> list[EventT]:

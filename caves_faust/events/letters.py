@@ -51,6 +51,7 @@ class DeadLetter(Received):
             "payload_bytes": len(raw) if raw is not None else 0,
             "payload_truncated": truncated,
             "topic": message.topic,
+            "topic_id": self.topic_id,
             "partition": message.partition,
             "offset": message.offset,
             "timestamp": message.timestamp,

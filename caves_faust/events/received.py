@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faust.types import EventT
 
@@ -20,9 +20,11 @@ def encode_bytes(raw: bytes | None) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class Received:
-    """An input event and where it came from."""
+    """An input event and where it came from: `topic_id` tells which life of its topic (a topic deleted and created
+    again restarts its offsets at 0), None when the broker gives no topic ids (see kafka/topic_ids.py)."""
 
     event: EventT
+    topic_id: str | None = field(default=None, kw_only=True)
 
     @property
     def partition(self) -> int:

@@ -69,10 +69,12 @@ class StockMovements(faust.Record, serializer="json", namespace=f"{NAMESPACE}.St
     product_id: str
     source_partition: int
     movements: List[Movement]
+    source_topic_id: Optional[str] = None  # which life of the sales topic (events.received.Received)
 
 
 class ProductStock(faust.Record, serializer="json", namespace=f"{NAMESPACE}.ProductStock"):
-    """Running stock of one product, with the last source offset applied per source partition."""
+    """Running stock of one product, with the last source offset applied per source partition (keyed
+    `<topic id>:<partition>`, or `<partition>` alone when the broker gives no topic ids)."""
 
     stock: int
     applied: Dict[str, int]

@@ -23,14 +23,17 @@ from caves_faust.events.batch import Classified
 from caves_faust.faust_app import app, sales_topic, settings
 from caves_faust.faust_patches import abandon
 from caves_faust.intake.classify import classify, session_stats
+from caves_faust.intake.topic_life import TopicLife
 from caves_faust.intake.wiring import build_sink
-from caves_faust.sink.retry import SinkStopped
+from caves_faust.sink.retry import RetryPolicy, SinkStopped
 from caves_faust.snowflake.connection import describe
 from caves_faust.stock.tables import send_movements
 
 log = logging.getLogger(__name__)
 
 sink = build_sink()
+topic_life = TopicLife(settings.kafka_bootstrap, settings.sales_topic, RetryPolicy(settings.sink_retry_max_seconds),
+                       stopping=lambda: app.should_stop)
 
 
 @app.agent(sales_topic, name="sales_intake")
@@ -41,7 +44,12 @@ async def sales_intake(stream: StreamT) -> None:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
                 settings.sink_max_batch, within=settings.sink_flush_seconds):
             try:
-                batch = classify(events)
+                topic_id = await topic_life.current()
+            except SinkStopped:
+                abandon(app, (e.message for e in events))
+                return
+            try:
+                batch = classify(events, topic_id)
             except Exception as exc:
                 await _stop_worker(exc, events)
                 return
@@ -64,7 +72,7 @@ async def _store(stream: StreamT, batch: Classified, previous: asyncio.Task[bool
         outcome = await sink.store(batch)
         if previous is not None and not await asyncio.shield(previous):
             raise SinkStopped("the batch before this one was not stored")
-        await send_movements((a.valid, a.event) for a in outcome.stored)
+        await send_movements(((a.valid, a.event) for a in outcome.stored), batch.topic_id)
         abandon(app, (e.message for e in batch.events if e.message.partition in outcome.abandoned))
     except SinkStopped as stopped:
         log.warning("intake: %s; the batch stays uncommitted and will be replayed", stopped)
@@ -94,6 +102,7 @@ async def _forget_revoked(app: AppT, revoked: Set[TP], **kwargs: object) -> None
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def _forget_assigned(app: AppT, assigned: Set[TP], **kwargs: object) -> None:
+    topic_life.stale = True  # the topic may have been deleted and created again meanwhile
     sink.forget(tp.partition for tp in assigned if tp.topic == settings.sales_topic)
 
 

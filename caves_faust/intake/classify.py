@@ -17,9 +17,10 @@ from caves_faust.observability import metrics
 session_stats = metrics.SessionStats()
 
 
-def classify(events: Sequence[EventT]) -> Classified:
-    """Validate each distinct event of a batch; counted once per batch in the metrics and the session totals (a
-    labelled counter's lookup per event was a measurable share of the event loop)."""
+def classify(events: Sequence[EventT], topic_id: str | None = None) -> Classified:
+    """Validate each distinct event of a batch (read from the life of the sales topic `topic_id`); counted once
+    per batch in the metrics and the session totals (a labelled counter's lookup per event was a measurable share
+    of the event loop)."""
     started = time.perf_counter()
     accepted: list[Accepted] = []
     letters: list[DeadLetter] = []
@@ -29,14 +30,14 @@ def classify(events: Sequence[EventT]) -> Classified:
         try:
             valid = validate(event.message.value)
         except InvalidEvent as error:
-            letters.append(DeadLetter(event, error))
+            letters.append(DeadLetter(event, error, topic_id=topic_id))
             continue
-        accepted.append(Accepted(event, valid))
+        accepted.append(Accepted(event, valid, topic_id=topic_id))
     valid_types = Counter(a.valid.event.event_type for a in accepted)
     for event_type, count in valid_types.items():
         metrics.events_consumed.labels(event_type=event_type, status="valid").inc(count)
     if letters:
         metrics.events_consumed.labels(event_type="INVALID", status="invalid").inc(len(letters))
     session_stats.count(valid_types + Counter(f"invalid:{letter.error.error_type}" for letter in letters))
-    return Classified(events, accepted, letters, time.perf_counter() - started)
+    return Classified(events, accepted, letters, time.perf_counter() - started, topic_id)
 

@@ -12,6 +12,10 @@ group, the topic and the partition, whose offset token is the Kafka offset of th
 - A writer that died after a commit, before dead-lettering the rows the service refused in it, left them in
   neither place: the rows a channel committed before it was opened here, up to its last error
   (`refused_before_open`), are looked up by the batches that replay them.
+- An offset token names the life of the topic it counts in (`<topic id>/<offset>`; a bare offset when the broker
+  gives no topic ids): a channel whose token is of a topic since deleted and created again has committed nothing
+  of the new one, whose offsets restart at 0. A bare token, written before topic ids were kept, is taken for the
+  life the writer is given.
 - After an outage or a commit that does not come, what was in flight may or may not be committed: the caller
   `reset`s, which reopens every channel at its next use and reads its token again; a wait on rows appended before
   a reset raises `StreamingUnavailable` (they may be gone).
@@ -91,6 +95,15 @@ class StreamingWriter:
         self.turn = asyncio.Condition()  # one batch appends at a time, in batch order (the sink sees to the order)
         self.generation = 0  # resets: rows appended before one may be gone
         self.epoch = 0  # resets, forgotten and fenced partitions: a batch appended before one is not followed
+        self.topic_id: str | None = None  # the life of the topic the tokens count in (events.received.Received)
+        self.other_lives: set[str] = set()  # lives of the topic other than this one that opened channels' tokens name
+
+    def live(self, topic_id: str | None) -> None:
+        """Write the tokens of this life of the topic from now on: when it is a new one, every channel is read again
+        (what their tokens cover is another topic's)."""
+        if topic_id != self.topic_id:
+            self.topic_id = topic_id
+            self.reset()
 
     def channel_name(self, partition: int) -> str:
         return f"{self.channel_prefix}_{partition}"
@@ -100,11 +113,14 @@ class StreamingWriter:
         out; channels not open yet are opened, which fences out their previous writer."""
         for partition in sorted(partitions - self._channels.keys() - self._fenced):
             channel, status = await self.client.open(self.channel_name(partition))
-            token = status.committed_offset_token
-            bound = status.last_error_offset_upper_bound  # "" when nothing was refused, in Snowflake's answers
-            refused_upto = (min(int(bound), int(token)) if status.rows_error_count and bound and bound.isdigit()
+            token = offset_of(status.committed_offset_token, self.topic_id)
+            if token is None and status.committed_offset_token:
+                self.other_lives.add(status.committed_offset_token.rpartition("/")[0])
+            # "" when nothing was refused, in Snowflake's answers
+            bound = offset_of(status.last_error_offset_upper_bound, self.topic_id)
+            refused_upto = (min(bound, token) if status.rows_error_count and bound is not None
                             and token is not None else None)
-            self._channels[partition] = PartitionChannel(channel, None if token is None else int(token),
+            self._channels[partition] = PartitionChannel(channel, token,
                                                          status.rows_error_count, status.rows_error_count,
                                                          refused_upto=refused_upto)
         return {p: self._channels[p].committed for p in partitions if p in self._channels}
@@ -134,7 +150,8 @@ class StreamingWriter:
             try:
                 for chunk in _chunks(part):
                     body = "".join(r.line + "\n" for r in chunk).encode()
-                    await self.client.append(state.channel, body, str(chunk[0].offset), str(chunk[-1].offset))
+                    await self.client.append(state.channel, body, token_of(self.topic_id, chunk[0].offset),
+                                             token_of(self.topic_id, chunk[-1].offset))
                     appended.written.uncompressed_bytes += len(body)
                     metrics.streaming_bytes.inc(len(body))
             except ChannelFenced as exc:
@@ -168,10 +185,10 @@ class StreamingWriter:
             for name, status in statuses.items():
                 partition = names[name]
                 state = appended.states[partition]
-                token = status.committed_offset_token
-                if token is None or int(token) < waiting[partition] or self._channels.get(partition) is not state:
+                token = offset_of(status.committed_offset_token, self.topic_id)
+                if token is None or token < waiting[partition] or self._channels.get(partition) is not state:
                     continue  # not yet, or forgotten while we asked: handled at the next round
-                state.committed = max(int(token), state.committed if state.committed is not None else -1)
+                state.committed = max(token, state.committed if state.committed is not None else -1)
                 state.errors_seen = max(state.errors_seen, status.rows_error_count)
                 if status.rows_error_count > state.error_count:
                     written.errors[partition] = (status.rows_error_count - state.error_count,
@@ -213,6 +230,23 @@ class StreamingWriter:
         self._channels.clear()
         self.generation += 1
         self.epoch += 1
+
+
+def token_of(topic_id: str | None, offset: int) -> str:
+    """The offset token of a row: its Kafka offset, in the life of its topic."""
+    return str(offset) if topic_id is None else f"{topic_id}/{offset}"
+
+
+def offset_of(token: str | None, topic_id: str | None) -> int | None:
+    """The offset a token names in this life of the topic; None for no token, or one of another life."""
+    if not token:
+        return None
+    life, _, offset = token.rpartition("/")
+    if not offset.isdigit():
+        return None
+    if not life:
+        return int(offset)  # written before topic ids were kept: taken for this life
+    return int(offset) if life == topic_id else None
 
 
 def _by_partition(rows: list[StreamRow]) -> dict[int, list[StreamRow]]:

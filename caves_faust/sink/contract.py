@@ -84,7 +84,7 @@ async def deliver(dead_letters: DeadLetters, letters: list[DeadLetter], marks: M
 
 def rejected_letters(rows: Iterable[Accepted], message: str) -> list[DeadLetter]:
     """The rows Snowflake refused for their content, as dead letters."""
-    return [DeadLetter(a.event, InvalidEvent("snowflake_rejected", message)) for a in rows]
+    return [DeadLetter(a.event, InvalidEvent("snowflake_rejected", message), topic_id=a.topic_id) for a in rows]
 
 
 def count_inserted(rows: Iterable[Accepted]) -> None:
@@ -105,6 +105,18 @@ def record_batch(batch: Classified, outcome: Stored, store_seconds: float) -> No
         len({e.message.partition for e in batch.events}),
         batch.seconds * 1000, outcome.insert_seconds * 1000, store_seconds * 1000,
     )
+
+
+_lives_said: set[tuple[str, str | None]] = set()
+
+
+def new_life(topic: str, old: str | None, new: str | None) -> None:
+    """Say once per life that the sales topic was deleted and created again, and what the sink does about it."""
+    if (topic, new) not in _lives_said:
+        _lives_said.add((topic, new))
+        log.warning("sink: topic %s was deleted and created again (topic id %s, was %s): its offsets restart at 0, "
+                    "so its events are stored, and move the stock, as new ones from its start; the old topic's rows "
+                    "stay in RAW_EVENTS_STREAM and its dead letters on the DLQ", topic, new, old)
 
 
 def count_snowflake_retry(reason: str) -> None:

@@ -33,8 +33,9 @@ def stored_copies(warehouse: Warehouse, letters: set[Origin]) -> Copies:
         offsets = [o.offset for o in letters if o.topic == topic]
         with warehouse.cursor() as cur:
             cur.execute(STORED_COPIES, (topic, min(offsets), max(offsets)))
-            for letter_partition, letter_offset, partition, offset in cur.fetchall():
-                origin, copy = Origin(topic, int(letter_partition), int(letter_offset)), (int(partition), int(offset))
+            for topic_id, letter_partition, letter_offset, partition, offset in cur.fetchall():
+                origin = Origin(topic, int(letter_partition), int(letter_offset), topic_id=topic_id)
+                copy = int(partition), int(offset)
                 found[origin] = min(found.get(origin, copy), copy)
     return found
 

@@ -29,7 +29,8 @@ _ON_ONE_LINE = str.maketrans({"\r": " ", "\n": " ", "\u2028": "\\u2028", "\u2029
 STREAMED_COLUMNS = {
     "ERROR_TYPE": "error_type", "ERROR_MESSAGE": "error_message", "PAYLOAD": "payload",
     "PAYLOAD_ENCODING": "payload_encoding", "PAYLOAD_BYTES": "payload_bytes", "PAYLOAD_TRUNCATED": "payload_truncated",
-    "SOURCE_TOPIC": "topic", "SOURCE_PARTITION": "partition", "SOURCE_OFFSET": "offset", "SOURCE_KEY": "key",
+    "SOURCE_TOPIC": "topic", "SOURCE_TOPIC_ID": "topic_id", "SOURCE_PARTITION": "partition",
+    "SOURCE_OFFSET": "offset", "SOURCE_KEY": "key",
     "SOURCE_KEY_ENCODING": "key_encoding",
 }
 
@@ -59,7 +60,8 @@ def _metadata(accepted: Accepted) -> str:
     [a-zA-Z0-9._-] in them."""
     message = accepted.event.message
     key, key_encoding = encode_bytes(message.key)
-    return (f'{{"topic":"{message.topic}","partition":{message.partition},"offset":{message.offset},'
+    life = "" if accepted.topic_id is None else f',"topic_id":"{accepted.topic_id}"'
+    return (f'{{"topic":"{message.topic}"{life},"partition":{message.partition},"offset":{message.offset},'
             f'"timestamp":{message.timestamp!r},"key":{_json_text(key)},"key_encoding":"{key_encoding}"'
             f'{replay_metadata(message)}}}')
 

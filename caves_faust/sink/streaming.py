@@ -99,6 +99,10 @@ class StreamingSink:
     async def store(self, batch: Classified) -> Stored:
         """Store a classified batch durably; returns only when done (retrying through outages). Called in batch
         order, at most `batches_in_flight` at once."""
+        if batch.topic_id != self.rows.topic_id:  # the topic was created again: every channel is read again
+            for writer in (self.rows, self.letters):
+                writer.live(batch.topic_id)
+            self.dead_letters.forget(self.fencing.assignments)
         turn = self._last = Turn.after(self._last)
         try:
             outcome = await self._store(batch, turn)
@@ -227,6 +231,9 @@ class StreamingSink:
                     generation, epoch = writer.generation, writer.epoch
                     await self._tables.run(lambda: self._in_warehouse(self.warehouse.bootstrap))
                     committed = await writer.committed(partitions)
+                    if writer.other_lives:
+                        contract.new_life(self.topic, ", ".join(sorted(writer.other_lives)), writer.topic_id)
+                        writer.other_lives.clear()
                     lost |= partitions - committed.keys()  # fenced out by an earlier batch, not assigned since
                     covered = [i for i in unseen if i.partition in committed
                                and i.offset <= contract.or_minus_one(committed[i.partition])]
@@ -281,8 +288,8 @@ class StreamingSink:
         for partition, (_, message) in result.errors.items():
             rows = [a for a in appended if a.partition == partition]
             offsets = [a.offset for a in rows]
-            stored = await self._until_answered(self.warehouse.stored_offsets, self.topic, partition,
-                                                min(offsets), max(offsets))
+            stored = await self._until_answered(self.warehouse.stored_offsets, self.topic, self.rows.topic_id,
+                                                partition, min(offsets), max(offsets))
             rejections = contract.rejected_letters([a for a in rows if a.offset not in stored], message)
             if rejections:
                 log.warning("sink: Snowpipe Streaming refused %d rows of partition %d: %s", len(rejections),

@@ -30,6 +30,7 @@ from caves_faust.sink.contract import (
     count_inserted,
     count_snowflake_retry,
     deliver,
+    new_life,
     or_minus_one,
     record_batch,
     rejected_letters,
@@ -55,9 +56,9 @@ class RowWriter(Protocol):
 
     def bootstrap(self) -> None: ...
 
-    def high_waters(self, topic: str) -> dict[int, int]: ...
+    def high_waters(self, topic: str, topic_id: str | None) -> dict[tuple[str | None, int], int]: ...
 
-    def write(self, topic: str, batch: Batch) -> None: ...
+    def write(self, topic: str, topic_id: str | None, batch: Batch) -> None: ...
 
     def accepts(self, rows: list[str]) -> bool: ...
 
@@ -114,6 +115,7 @@ class WarehouseSink:
     clock: WarehouseClock | None = None  # the warehouse's up-time, for the cost estimate
     # partition -> highest offset stored in Snowflake (None: the partition has no row yet); absent: not read.
     _high_waters: dict[int, int | None] = field(default_factory=dict)
+    _topic_id: str | None = None  # the life of the topic the marks are of (events.received.Received)
     _tables: Once = field(default_factory=Once)  # created (if missing) once
     _answering: bool = False  # whether the last Snowflake call succeeded
 
@@ -130,6 +132,9 @@ class WarehouseSink:
         """Store a classified batch durably; returns only when done (retrying through outages)."""
         started = time.perf_counter()
         metrics.current_batch_size.set(len(batch.events))
+        if batch.topic_id != self._topic_id:  # the topic was created again: none of the marks is of this one
+            self.forget(set(self._high_waters))
+            self._topic_id = batch.topic_id
         failure = await self._marks_if_reachable({e.message.partition for e in batch.events})
         dead_lettered = await self._deliver(batch.letters)
         backoff = Backoff("Snowflake", self.retry, self.stopping, count_snowflake_retry)
@@ -202,7 +207,7 @@ class WarehouseSink:
             return _Written(fresh, 0.0, replayed)
         started = time.perf_counter()
         try:
-            await asyncio.to_thread(self.writer.write, self.topic, batch)
+            await asyncio.to_thread(self.writer.write, self.topic, self._topic_id, batch)
         except FencedOut as exc:
             return _Fenced(exc)
         except WAREHOUSE_ERRORS as exc:
@@ -271,10 +276,14 @@ class WarehouseSink:
         await self._tables.run(lambda: asyncio.to_thread(self.writer.bootstrap))
         if not partitions <= self._high_waters.keys():
             try:
-                stored = await asyncio.to_thread(self.writer.high_waters, self.topic)
+                every_life = await asyncio.to_thread(self.writer.high_waters, self.topic, self._topic_id)
             except BaseException:
                 self._tables.undo()  # the tables may be missing or wrong: create what is missing next time
                 raise
+            stored = {p: mark for (life, p), mark in every_life.items() if life == self._topic_id}
+            others = {life for life, p in every_life if life != self._topic_id and p in partitions}
+            if others and not stored.keys() & partitions:
+                new_life(self.topic, ", ".join(sorted(map(str, others))), self._topic_id)
             for partition in partitions - self._high_waters.keys():
                 self._high_waters[partition] = stored.get(partition)
         self._answering = True

@@ -27,6 +27,7 @@ from caves_faust.snowflake.errors import WAREHOUSE_ERRORS, FencedOut, is_content
 from caves_faust.snowflake.locks import stale_transactions
 from caves_faust.snowflake.tables import (
     ABORT_TRANSACTION,
+    ADOPT_MARKS,
     ADVANCE_HIGH_WATER,
     DDL,
     INSERT_BATCH,
@@ -151,21 +152,25 @@ class Warehouse:
             for statement in DDL:
                 cur.execute(statement)
 
-    def high_waters(self, topic: str) -> dict[int, int]:
+    def high_waters(self, topic: str, topic_id: str | None) -> dict[tuple[str | None, int], int]:
+        """(topic id, partition) -> the highest offset stored, of every life of the topic; the marks of no known
+        life taken for `topic_id`'s first (see ADOPT_MARKS)."""
         with self.cursor() as cur:
+            if topic_id is not None:
+                cur.execute(ADOPT_MARKS, (topic_id, topic))
             cur.execute(READ_HIGH_WATERS, (topic,))
-            return {int(p): int(hw) for p, hw in cur.fetchall()}
+            return {(life, int(p)): int(hw) for life, p, hw in cur.fetchall()}
 
-    def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
+    def stored_offsets(self, topic: str, topic_id: str | None, partition: int, low: int, high: int) -> set[int]:
         with self.cursor() as cur:
-            cur.execute(READ_STORED_OFFSETS, (topic, partition, low, high))
+            cur.execute(READ_STORED_OFFSETS, (topic, topic_id, partition, low, high))
             return {int(offset) for (offset,) in cur.fetchall()}
 
-    def write(self, topic: str, batch: Batch) -> None:
-        """Insert the rows and the dead letters, mark the replayed letters, advance the high-water marks, in one
-        transaction; or raise and write nothing."""
+    def write(self, topic: str, topic_id: str | None, batch: Batch) -> None:
+        """Insert the rows and the dead letters, mark the replayed letters, advance the high-water marks of this
+        life of the topic, in one transaction; or raise and write nothing."""
         with _transaction(self.connection()) as cur:
-            self._advance(cur, topic, batch.high_waters)
+            self._advance(cur, topic, topic_id, batch.high_waters)
             write_letters(cur, batch.letters, batch.replayed)
             if batch.rows:  # last: the crash tests' Snowflake proxy knows a row write by its INSERT before COMMIT
                 cur.execute(INSERT_BATCH, (rows_json(batch.rows),))
@@ -208,15 +213,16 @@ class Warehouse:
         return self.rejected(rows[:middle]) + [middle + i for i in self.rejected(rows[middle:])]
 
     @staticmethod
-    def _advance(cur: Any, topic: str, high_waters: Mapping[int, tuple[int | None, int]]) -> None:
+    def _advance(cur: Any, topic: str, topic_id: str | None, high_waters: Mapping[int, tuple[int | None, int]]
+                 ) -> None:
         known = [{"p": p, "old": old, "new": new} for p, (old, new) in high_waters.items() if old is not None]
         if known:
-            cur.execute(ADVANCE_HIGH_WATER, (json.dumps(known), topic))
+            cur.execute(ADVANCE_HIGH_WATER, (json.dumps(known), topic, topic_id))
             if cur.rowcount < len(known):
                 raise FencedOut(f"{topic}: high-water marks moved under us ({cur.rowcount}/{len(known)} advanced)")
         for p, (old, new) in high_waters.items():
             if old is None:
-                cur.execute(INSERT_HIGH_WATER, (topic, p, new))
+                cur.execute(INSERT_HIGH_WATER, (topic, topic_id, p, new))
 
 
 def write_letters(cur: Any, letters: list[str], replayed: str, missing_only: bool = False) -> None:

@@ -13,6 +13,7 @@ DLQ_EVENTS_DDL = f"""CREATE TABLE IF NOT EXISTS {DLQ_EVENTS_TABLE} (
         PAYLOAD_BYTES INTEGER,
         PAYLOAD_TRUNCATED BOOLEAN,
         SOURCE_TOPIC VARCHAR NOT NULL,
+        SOURCE_TOPIC_ID VARCHAR,
         SOURCE_PARTITION INTEGER NOT NULL,
         SOURCE_OFFSET INTEGER NOT NULL,
         SOURCE_TIMESTAMP TIMESTAMP_LTZ,
@@ -36,11 +37,15 @@ DDL = [
     # transaction as the rows, so a replay after any crash or rebalance skips what is already stored.
     f"""CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} (
         TOPIC VARCHAR NOT NULL,
+        TOPIC_ID VARCHAR,
         PARTITION INTEGER NOT NULL,
         HIGH_WATER INTEGER NOT NULL,
         UPDATED_AT TIMESTAMP_LTZ DEFAULT CURRENT_TIMESTAMP()
     )""",
     DLQ_EVENTS_DDL,
+    # Tables made before a topic's id was kept (a mark, a letter of no known life) gain its column.
+    f"ALTER TABLE {OFFSETS_TABLE} ADD COLUMN IF NOT EXISTS TOPIC_ID VARCHAR",
+    f"ALTER TABLE {DLQ_EVENTS_TABLE} ADD COLUMN IF NOT EXISTS SOURCE_TOPIC_ID VARCHAR",
 ]
 
 # One small statement per batch with the whole batch bound as one JSON array parameter, bound on the
@@ -56,19 +61,29 @@ INSERT_BATCH = f"""INSERT INTO {RAW_EVENTS_TABLE} (EVENT_TYPE, PRODUCT_ID, CUSTO
 ADVANCE_HIGH_WATER = f"""UPDATE {OFFSETS_TABLE} SET HIGH_WATER = s.NEW_HW, UPDATED_AT = CURRENT_TIMESTAMP()
     FROM (SELECT value:p::INTEGER AS P, value:old::INTEGER AS OLD_HW, value:new::INTEGER AS NEW_HW
           FROM TABLE(FLATTEN(input => PARSE_JSON(?)))) s
-    WHERE {OFFSETS_TABLE}.TOPIC = ? AND {OFFSETS_TABLE}.PARTITION = s.P AND {OFFSETS_TABLE}.HIGH_WATER = s.OLD_HW"""
+    WHERE {OFFSETS_TABLE}.TOPIC = ? AND {OFFSETS_TABLE}.TOPIC_ID IS NOT DISTINCT FROM ?
+      AND {OFFSETS_TABLE}.PARTITION = s.P AND {OFFSETS_TABLE}.HIGH_WATER = s.OLD_HW"""
 
-INSERT_HIGH_WATER = f"INSERT INTO {OFFSETS_TABLE} (TOPIC, PARTITION, HIGH_WATER) VALUES (?, ?, ?)"
+INSERT_HIGH_WATER = f"INSERT INTO {OFFSETS_TABLE} (TOPIC, TOPIC_ID, PARTITION, HIGH_WATER) VALUES (?, ?, ?, ?)"
 
-READ_HIGH_WATERS = f"SELECT PARTITION, MAX(HIGH_WATER) FROM {OFFSETS_TABLE} WHERE TOPIC = ? GROUP BY PARTITION"
+# A topic's marks are its current life's (TOPIC_ID): those of a topic deleted and created again under the same name
+# stay, and mark nothing of the new one, whose offsets restart at 0.
+READ_HIGH_WATERS = f"""SELECT TOPIC_ID, PARTITION, MAX(HIGH_WATER) FROM {OFFSETS_TABLE}
+    WHERE TOPIC = ? GROUP BY TOPIC_ID, PARTITION"""
+
+# Marks written before topic ids were kept are taken, once, for the life the worker finds (it cannot know of a
+# topic recreated before it first ran with them).
+ADOPT_MARKS = f"UPDATE {OFFSETS_TABLE} SET TOPIC_ID = ? WHERE TOPIC = ? AND TOPIC_ID IS NULL"
 
 # The offsets of a source partition's range that are in the table (streaming: which rows the service refused).
 READ_STORED_OFFSETS = f"""SELECT EVENT_METADATA:offset::INTEGER FROM {RAW_EVENTS_TABLE}
-    WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:partition::INTEGER = ?
+    WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:topic_id::VARCHAR IS NOT DISTINCT FROM ?
+      AND EVENT_METADATA:partition::INTEGER = ?
       AND EVENT_METADATA:offset::INTEGER BETWEEN ? AND ?"""
 
 # Where the rows of replayed letters are: only the range of the letters' DLQ offsets at hand is read.
-STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:partition::INTEGER,
+STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:topic_id::VARCHAR,
+           EVENT_METADATA:replayed_from:partition::INTEGER,
            EVENT_METADATA:replayed_from:offset::INTEGER,
            EVENT_METADATA:partition::INTEGER, EVENT_METADATA:offset::INTEGER
     FROM {RAW_EVENTS_TABLE}
@@ -77,16 +92,17 @@ STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:partition::INTEGER,
 
 # A batch's dead letters bound as one JSON array (each the letter as on the DLQ topic), like the rows.
 INSERT_LETTERS = f"""INSERT INTO {DLQ_EVENTS_TABLE} (ERROR_TYPE, ERROR_MESSAGE, PAYLOAD, PAYLOAD_ENCODING,
-        PAYLOAD_BYTES, PAYLOAD_TRUNCATED, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, SOURCE_TIMESTAMP,
-        SOURCE_KEY, SOURCE_KEY_ENCODING)
+        PAYLOAD_BYTES, PAYLOAD_TRUNCATED, SOURCE_TOPIC, SOURCE_TOPIC_ID, SOURCE_PARTITION, SOURCE_OFFSET,
+        SOURCE_TIMESTAMP, SOURCE_KEY, SOURCE_KEY_ENCODING)
     SELECT value:error_type::VARCHAR, value:error_message::VARCHAR, value:payload::VARCHAR,
            value:payload_encoding::VARCHAR, value:payload_bytes::INTEGER, value:payload_truncated::BOOLEAN,
-           value:topic::VARCHAR, value:partition::INTEGER, value:offset::INTEGER,
+           value:topic::VARCHAR, value:topic_id::VARCHAR, value:partition::INTEGER, value:offset::INTEGER,
            TO_TIMESTAMP_LTZ(ROUND(value:timestamp::NUMBER(38, 3) * 1000)::INTEGER, 3),
            value:key::VARCHAR, value:key_encoding::VARCHAR
     FROM TABLE(FLATTEN(input => PARSE_JSON(?)))"""
 INSERT_MISSING_LETTERS = INSERT_LETTERS + f"""
     WHERE NOT EXISTS (SELECT 1 FROM {DLQ_EVENTS_TABLE} d WHERE d.SOURCE_TOPIC = value:topic::VARCHAR
+                      AND d.SOURCE_TOPIC_ID IS NOT DISTINCT FROM value:topic_id::VARCHAR
                       AND d.SOURCE_PARTITION = value:partition::INTEGER AND d.SOURCE_OFFSET = value:offset::INTEGER)"""
 
 # A letter is known by its source event's coordinates: one letter per invalid event.

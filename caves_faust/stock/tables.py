@@ -3,7 +3,9 @@
 Valid events become `StockMovements` re-keyed by product id on an internal topic (whatever key the producer
 used), so that each product's tables live on exactly one partition. Kafka delivers at least once, so
 every table value remembers the last source offset it applied per source partition: a replayed
-movement is recognised and applied once, and the stock stays equal to a recomputation after any crash.
+movement is recognised and applied once, and the stock stays equal to a recomputation after any crash. A mark is
+of one life of the sales topic: when the topic is deleted and created again its offsets restart at 0, and the
+new life's movements start from no mark.
 """
 
 from __future__ import annotations
@@ -73,47 +75,63 @@ def movement_of(valid: ValidEvent, event: EventT) -> Movement:
     return Movement(message.offset, message.timestamp, sales_event.quantity_change, 0, 0.0, 0)
 
 
-def movements_of(valid_events: Iterable[tuple[ValidEvent, EventT]]) -> list[StockMovements]:
-    """Valid events grouped by product and source partition, in offset order."""
+def movements_of(valid_events: Iterable[tuple[ValidEvent, EventT]], topic_id: str | None = None
+                 ) -> list[StockMovements]:
+    """Valid events (of the life `topic_id` of the sales topic) grouped by product and source partition, in offset
+    order."""
     grouped: dict[tuple[str, int], list[Movement]] = defaultdict(list)
     for valid, event in valid_events:
         grouped[(str(valid.event.product_id), event.message.partition)].append(movement_of(valid, event))
-    return [StockMovements(product_id=product_id, source_partition=partition, movements=movements)
+    return [StockMovements(product_id=product_id, source_partition=partition, movements=movements,
+                           source_topic_id=topic_id)
             for (product_id, partition), movements in grouped.items()]
 
 
-async def send_movements(valid_events: Iterable[tuple[ValidEvent, EventT]]) -> None:
+async def send_movements(valid_events: Iterable[tuple[ValidEvent, EventT]], topic_id: str | None = None) -> None:
     """Hand a batch's movements to the producer, whose buffer Faust flushes before it commits offsets:
     one message per product and source partition, as the per-message cost is what bounds this path."""
-    for batch in movements_of(valid_events):
+    for batch in movements_of(valid_events, topic_id):
         await stock_movements_topic.send(key=batch.product_id, value=batch)
 
 
-def _unapplied(applied: dict[str, int], source_partition: int,
-               movements: Iterable[Movement]) -> tuple[list[Movement], dict[str, int]]:
+def _source(source_partition: int, topic_id: str | None) -> str:
+    """The key of a source partition's mark: the partition, in the life of the sales topic it was read from."""
+    return str(source_partition) if topic_id is None else f"{topic_id}:{source_partition}"
+
+
+def _unapplied(applied: dict[str, int], source_partition: int, movements: Iterable[Movement],
+               topic_id: str | None) -> tuple[list[Movement], dict[str, int]]:
     """The movements not applied yet, and the marks after them. A replay carries offsets already applied, and
-    after a rebalance Faust may hand over the same message twice, even within one batch: each offset counts once."""
-    source = str(source_partition)
-    mark = applied.get(source, -1)
+    after a rebalance Faust may hand over the same message twice, even within one batch: each offset counts once.
+    A partition keeps the mark of one life of the topic; a mark of no known life (written before topic ids were
+    kept) is taken for the batch's."""
+    source = _source(source_partition, topic_id)
+    partition = str(source_partition)
+    others = {key: mark for key, mark in applied.items() if key.rpartition(":")[2] == partition and key != source}
+    mark = applied.get(source, others.get(partition, -1))
     fresh = []
     for movement in movements:
         if movement.offset > mark:
             fresh.append(movement)
             mark = movement.offset
-    return fresh, ({**applied, source: mark} if fresh else applied)
+    if not fresh:
+        return fresh, applied
+    return fresh, {**{k: v for k, v in applied.items() if k not in others}, source: mark}
 
 
-def apply_to_stock(current: ProductStock, source_partition: int, movements: list[Movement]) -> ProductStock | None:
+def apply_to_stock(current: ProductStock, source_partition: int, movements: list[Movement],
+                   topic_id: str | None = None) -> ProductStock | None:
     """The new running stock, or None when every movement was already applied."""
-    fresh, applied = _unapplied(current.applied, source_partition, movements)
+    fresh, applied = _unapplied(current.applied, source_partition, movements, topic_id)
     if not fresh:
         return None
     return ProductStock(stock=current.stock + sum(m.quantity_change for m in fresh), applied=applied)
 
 
-def apply_to_window(current: WindowFigures, source_partition: int, movements: list[Movement]) -> WindowFigures | None:
+def apply_to_window(current: WindowFigures, source_partition: int, movements: list[Movement],
+                    topic_id: str | None = None) -> WindowFigures | None:
     """One window's new figures, or None when every movement was already counted in it."""
-    fresh, applied = _unapplied(current.applied, source_partition, movements)
+    fresh, applied = _unapplied(current.applied, source_partition, movements, topic_id)
     if not fresh:
         return None
     return WindowFigures(
@@ -136,12 +154,12 @@ def by_window(movements: list[Movement]) -> dict[float, list[Movement]]:
 @app.agent(stock_movements_topic, name="stock_tables")
 async def stock_tables(batches: StreamT[StockMovements]) -> None:
     async for batch in batches:
-        product_id, source_partition = batch.product_id, batch.source_partition
+        product_id, source_partition, topic_id = batch.product_id, batch.source_partition, batch.source_topic_id
         for start, movements in by_window(batch.movements).items():
             window = window_table.relative_to(start)  # type: ignore[attr-defined]
-            figures = apply_to_window(window[product_id].value(), source_partition, movements)
+            figures = apply_to_window(window[product_id].value(), source_partition, movements, topic_id)
             if figures is not None:
                 window[product_id] = figures
-        stock = apply_to_stock(stock_table[product_id], source_partition, batch.movements)
+        stock = apply_to_stock(stock_table[product_id], source_partition, batch.movements, topic_id)
         if stock is not None:
             stock_table[product_id] = stock

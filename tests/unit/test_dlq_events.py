@@ -25,7 +25,8 @@ def test_a_streamed_letter_fills_the_columns_of_dlq_events_from_the_letter():
     assert json.loads(row.line) == {
         "ERROR_TYPE": "missing_field", "ERROR_MESSAGE": "no product_id",
         "PAYLOAD": '{"event_type": "ORDER_CREATED", "vin": "Chablis"}', "PAYLOAD_ENCODING": "utf-8",
-        "PAYLOAD_BYTES": 49, "PAYLOAD_TRUNCATED": False, "SOURCE_TOPIC": "sales_events", "SOURCE_PARTITION": 5,
+        "PAYLOAD_BYTES": 49, "PAYLOAD_TRUNCATED": False, "SOURCE_TOPIC": "sales_events", "SOURCE_TOPIC_ID": None,
+        "SOURCE_PARTITION": 5,
         "SOURCE_OFFSET": 1234, "SOURCE_TIMESTAMP": "2025-12-01T12:00:00.250+00:00", "SOURCE_KEY": "/zQy",
         "SOURCE_KEY_ENCODING": "base64",
     }

@@ -38,3 +38,11 @@ def test_only_the_stored_copy_moves_the_stock_when_read_again():
     # After a crash the batch comes again, below the high-water mark: nothing is written, the stock sees it again.
     batch = [received(3, 10), received(3, 11, LETTER), received(3, 12, LETTER), received(3, 13, OTHER)]
     assert [e.offset for e in for_stock(batch, {LETTER: (3, 11), OTHER: (3, 5)})] == [10, 11]
+
+
+def test_a_letter_of_a_recreated_dlq_topic_is_not_the_old_one_at_its_offset():
+    """A DLQ topic deleted and created again restarts its offsets at 0: its letter at (3, 41) is another letter."""
+    old, new = Origin("sales_events_dlq", 3, 41, topic_id="A"), Origin("sales_events_dlq", 3, 41, topic_id="B")
+    assert origin_of(new.headers()) == new and new != old
+    assert '"topic_id":"B"' in new.metadata() and "topic_id" not in LETTER.metadata()
+    assert [e.offset for e in first_copies([received(3, 50, new)], {old: (3, 7)})] == [50]

@@ -40,6 +40,23 @@ def test_a_replayed_movement_is_applied_once_per_source_partition():
     assert apply_to_stock(stock, 0, [movement(6, +1), movement(7, +2), movement(6, +1)]).applied == {"0": 7}
 
 
+def test_a_recreated_topic_starts_its_partitions_from_no_mark():
+    old = apply_to_stock(ProductStock.empty(), 0, [movement(5, +10)], topic_id="A")
+    assert old.applied == {"A:0": 5}
+    # The new topic's offsets restart at 0: none of them is a replay of the old one's.
+    new = apply_to_stock(old, 0, [movement(0, -1), movement(1, -2)], topic_id="B")
+    assert (new.stock, new.applied) == (7, {"B:0": 1})
+    assert apply_to_stock(new, 0, [movement(1, -2)], topic_id="B") is None
+    assert apply_to_stock(new, 1, [movement(0, +3)], topic_id="B").applied == {"B:0": 1, "B:1": 0}
+
+
+def test_a_mark_of_no_known_life_is_taken_for_the_current_one():
+    legacy = apply_to_stock(ProductStock.empty(), 0, [movement(5, +10)])
+    assert legacy.applied == {"0": 5}
+    assert apply_to_stock(legacy, 0, [movement(5, +10)], topic_id="A") is None
+    assert apply_to_stock(legacy, 0, [movement(6, +1)], topic_id="A").applied == {"A:0": 6}
+
+
 def test_window_figures():
     figures = apply_to_window(WindowFigures.empty(), 0, [movement(0, -6, sold=6, revenue=94.35), movement(1, +12),
                                                          movement(2, -2, sold=2, revenue=10.1)])

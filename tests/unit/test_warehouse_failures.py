@@ -61,7 +61,7 @@ def write_rows(failures: dict[str, Exception]) -> tuple[Cursor, BaseException]:
     warehouse = Warehouse.__new__(Warehouse)
     warehouse._conn = Connection(cursor)  # type: ignore[assignment]
     with pytest.raises(Exception) as raised:
-        warehouse.write("sales_events", Batch(['{"m":{},"c":{}}'], {0: (None, 0)}))
+        warehouse.write("sales_events", None, Batch(['{"m":{},"c":{}}'], {0: (None, 0)}))
     return cursor, raised.value
 
 

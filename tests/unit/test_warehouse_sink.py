@@ -133,7 +133,7 @@ async def test_a_mark_moved_by_another_writer_fences_the_write_out_and_the_marks
     assert account.warehouse.calls["write"] == 3
     assert account.warehouse.calls["high_waters"] == 2 and {0} in account.dlq.forgotten
     assert account.warehouse.transactions[-1].high_waters == {0: (4, 6)}
-    assert account.tables.marks == {(TOPIC, 0): 6}
+    assert account.tables.marks == {(TOPIC, None, 0): 6}
 
 
 async def test_a_replayed_letter_is_stored_once_and_only_its_stored_copy_moves_the_stock(account: Account) -> None:
@@ -181,3 +181,18 @@ async def test_a_batch_delivered_again_is_skipped(account: Account, after_a_cras
     assert len(again.stored) == 5  # stored events, replayed by Kafka: the stock skips what it applied
     assert len(account.warehouse.transactions) == 1 and account.dlq.sent() == [(1, 2)]
     assert len(account.tables.letters()) == 1
+
+
+async def test_a_recreated_topic_is_stored_from_no_mark_and_said_once(account: Account, caplog) -> None:
+    """The same offsets in a topic deleted and created again are new events: the old topic's marks cover none."""
+    await account.sink().store(classified(orders(0, range(0, 5)), topic_id="A"))
+    sink = account.sink()
+    outcome = await sink.store(classified(orders(0, range(0, 3)), topic_id="B"))
+    await sink.store(classified(orders(0, range(3, 4)), topic_id="B"))
+
+    assert (outcome.rows, outcome.skipped) == (3, 0)
+    assert [(row.metadata["topic_id"], row.offset) for row in account.tables.raw_events] == [
+        *(("A", o) for o in range(5)), *(("B", o) for o in range(4))]
+    assert account.tables.marks == {(TOPIC, "A", 0): 4, (TOPIC, "B", 0): 3}
+    said = [r for r in caplog.records if "deleted and created again" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING" and "topic id B, was A" in said[0].getMessage()
