@@ -1,6 +1,6 @@
 """The sales topic deleted and created again under the same name (a cluster migration, a reset after a bad
-producer), the worker stopped meanwhile: the new topic's offsets restart at 0, and none of its events may be taken
-for a replay of the old one's. Both sink modes; the expectations come from the two corpora sent."""
+producer), the worker stopped meanwhile or running through it: the new topic's offsets restart at 0, and none of
+its events may be taken for a replay of the old one's. The expectations come from the two corpora sent."""
 
 from __future__ import annotations
 
@@ -70,7 +70,11 @@ def delivered(pipeline: Pipeline, sent: Sent, topic_id: str) -> None:
     assert contents == valid
 
 
-def test_a_recreated_sales_topic_is_stored_as_a_new_one(pipeline: Pipeline, start_worker, sink_mode):
+@pytest.mark.parametrize("sink_mode, worker_stopped", [("warehouse", True), ("streaming", True),
+                                                       ("streaming", False)],
+                         ids=["warehouse-stopped", "streaming-stopped", "streaming-running-through"])
+def test_a_recreated_sales_topic_is_stored_as_a_new_one(pipeline: Pipeline, start_worker, sink_mode: str,
+                                                        worker_stopped: bool):
     old_id = asyncio.run(current_topic_id(pipeline.stack.bootstrap, pipeline.sales_topic))
     assert old_id is not None  # the test stack's Kafka gives topic ids
     worker = start_worker(SINK_MODE=sink_mode)
@@ -78,12 +82,14 @@ def test_a_recreated_sales_topic_is_stored_as_a_new_one(pipeline: Pipeline, star
     old.produce(pipeline, mixed_payloads(400))
     delivered(pipeline, old, old_id)
     wait_until(lambda: stock_served(worker) == expected_stock(old.split()[0].values()), 60, "the first stock")
-    assert worker.terminate() == 0
+    if worker_stopped:
+        assert worker.terminate() == 0
 
-    recreate(pipeline)
+    recreate(pipeline)  # a running worker learns it at the rebalance its consumer makes
     new_id = asyncio.run(current_topic_id(pipeline.stack.bootstrap, pipeline.sales_topic))
     assert new_id is not None and new_id != old_id
-    worker = start_worker(SINK_MODE=sink_mode)
+    if worker_stopped:
+        worker = start_worker(SINK_MODE=sink_mode)
     new = Sent()
     new.produce(pipeline, mixed_payloads(300, start=400))
     assert set(new.cases) & set(old.cases)  # the same coordinates as the old topic's: offsets restarted at 0
