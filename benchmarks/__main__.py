@@ -11,13 +11,19 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.common import BenchStack, CpuMeter, ceiling, messages, produce, report, row_count, rss_mb
+from benchmarks.common import BenchStack, messages, produce, report, row_count, rss_mb
+from benchmarks.steady import Progress, ceiling, follow, raw_client
+from caves_faust.devstack.process import free_port
+from caves_faust.devstack.snowflake import EmbeddedSnowflake
+from caves_faust.devstack.snowpipe import COMMIT_SECONDS
 from caves_faust.generator.events import EventGenerator
 from caves_faust.settings import load_settings
 from caves_faust.snowflake.connection import Batch, Warehouse, rows_json
 from tests.harness import Pipeline, wait_until
 
 PIPELINE_EVENTS = 100_000
+PIPELINE_TIMEOUT_SECONDS = 600
+SLOW_COMMIT_SECONDS = 5.0  # a real account's documented 5-10 s from append to query
 SINK_BATCH_SIZES = (100, 1000, 5000, 20000)
 SINK_ROWS = 40_000
 LATENCY_RATE = 1000  # events/s
@@ -33,54 +39,67 @@ STREAMING = {"SINK_MODE": "streaming"}
 
 
 def pipeline_run(bench: BenchStack, name: str, events: list[tuple[bytes, bytes]], workers: int = 1,
-                 env: dict[str, str] = WAREHOUSE) -> dict:
-    """Pre-produce `events`, start the workers, time until every one is a row; CPU, peak and sampled RSS."""
-    pipeline = bench.pipeline(name, **env)
+                 env: dict[str, str] = WAREHOUSE, snowflake: EmbeddedSnowflake | None = None) -> dict:
+    """Pre-produce `events`, start the workers, follow the rows in Snowflake until every one is there: the steady
+    rate and CPU per process (`benchmarks/steady.py`), peak and sampled RSS."""
+    pipeline = bench.pipeline(name, env, snowflake)
     produce(bench.stack.bootstrap, pipeline.sales_topic, events)
-    conn = bench.stack.snowflake_connection(pipeline.database)
-    started = time.perf_counter()
+    conn = bench.stack.snowflake_connection(pipeline.database, snowflake)
     running = [pipeline.worker(index).start(wait_assigned=False) for index in range(workers)]
-    cpu = CpuMeter({f"worker{index}": w.pid for index, w in enumerate(running)},
-                   {"snowflake": bench.stack.snowflake.pid(), "broker": bench.stack.kafka.pid()})
+    progress = Progress(len(events), {**{f"worker{index}": w.pid for index, w in enumerate(running)},
+                                      "snowflake": (snowflake or bench.stack.snowflake).pid(),
+                                      "broker": bench.stack.kafka.pid()})
     samples: list[float] = []
+
+    def rows() -> int:
+        samples.extend(rss_mb(w.pid) for w in running)
+        return row_count(pipeline, conn)
+
     try:
-        while (rows := row_count(pipeline, conn)) < len(events):
-            samples.extend(rss_mb(w.pid) for w in running)
-            for w in running:
-                assert w.process is not None and w.process.poll() is None, w.log_text()[-2000:]
-            time.sleep(0.5)
-        elapsed = time.perf_counter() - started
-        cpu.stop()
+        steady = follow(progress, rows, lambda: all(w.process is not None and w.process.poll() is None
+                                                    for w in running), PIPELINE_TIMEOUT_SECONDS)
     finally:
         for w in running:
             w.stop()
         conn.close()
-    per_thousand = cpu.per_thousand(len(events))
-    per_thousand["workers"] = round(sum(v for k, v in per_thousand.items() if k.startswith("worker")), 3)
-    return {"events": len(events), "workers": workers, "rows": rows, "seconds": round(elapsed, 2),
-            "events_per_second": round(len(events) / elapsed), "peak_rss_mb": round(max(samples or [0]), 1),
-            "cpu_seconds_per_1000_events": per_thousand,
-            "cores_busy": round(sum(cpu.used.values()) / elapsed, 2),
-            "rss_samples_mb": [round(s, 1) for s in samples]}
+    cpu = steady.cpu_per_1000
+    cpu["workers"] = sum(v for k, v in cpu.items() if k.startswith("worker"))
+    return {"events": len(events), "workers": workers, "steady": steady.figures(),
+            "peak_rss_mb": round(max(samples or [0]), 1), "rss_samples_mb": [round(s, 1) for s in samples]}
+
+
+def side_by_side(bench: BenchStack, label: str, env: dict[str, str], snowflake: EmbeddedSnowflake | None = None,
+                 ) -> dict:
+    """The pipeline, a bare Faust agent and a raw aiokafka consumer on the very same pre-produced events, each
+    measured over its own steady window, in this one run."""
+    events = messages(PIPELINE_EVENTS)
+    result = pipeline_run(bench, f"bench_{label}", events, env=env, snowflake=snowflake)
+    topic = f"bench_{label}_sales_events"
+    bare, raw = ceiling(bench, topic, len(events)), raw_client(bench, topic, len(events))
+    rate = result["steady"]["events_per_second"]
+    return {**{k: v for k, v in result.items() if k != "rss_samples_mb"}, "bare_faust": bare.figures(),
+            "raw_aiokafka": raw.figures(), "ratio_to_bare": round(rate / bare.events_per_second, 3),
+            "ratio_to_raw": round(rate / raw.events_per_second, 3)}
+
+
+def _compared(figures: dict) -> str:
+    steady, cpu = figures["steady"], figures["steady"]["cpu_seconds_per_1000_events"]
+    bare, raw = figures["bare_faust"], figures["raw_aiokafka"]
+    return (f"{steady['events_per_second']:,} events/s steady ({steady['whole_run_events_per_second']:,} from the "
+            f"worker's start), bare Faust {bare['events_per_second']:,}, ratio {figures['ratio_to_bare']:.2f}, raw "
+            f"aiokafka {raw['events_per_second']:,}; CPU s per 1,000 events: worker {cpu['workers']:.3f}, embedded "
+            f"Snowflake {cpu['snowflake']:.3f}, broker {cpu['broker']:.3f}; bare agent "
+            f"{bare['cpu_seconds_per_1000_events']['process']:.3f}, raw client "
+            f"{raw['cpu_seconds_per_1000_events']['process']:.3f}; worker peak RSS {figures['peak_rss_mb']} MB")
 
 
 def bench_pipeline(bench: BenchStack) -> None:
-    events = messages(PIPELINE_EVENTS)
-    result = pipeline_run(bench, "bench_pipeline", events)
-    bare, bare_cpu = ceiling(bench, "bench_pipeline_sales_events", len(events))  # the very same events
-    scaled = pipeline_run(bench, "bench_pipeline_2w", events, workers=2)
-    ratio = result["events_per_second"] / bare
-    cpu, two = result["cpu_seconds_per_1000_events"], scaled["cpu_seconds_per_1000_events"]
-    report("pipeline", f"{result['events_per_second']} events/s into Snowflake, bare Faust ceiling {bare:.0f} "
-           f"events/s, ratio {ratio:.2f}, worker peak RSS {result['peak_rss_mb']} MB; CPU s per 1,000 events: "
-           f"worker {cpu['workers']}, embedded Snowflake {cpu['snowflake']}, broker {cpu['broker']} "
-           f"({result['cores_busy']} cores busy); bare agent {bare_cpu['worker']}, broker {bare_cpu['broker']}; "
-           f"2 workers: {scaled['events_per_second']} events/s ({scaled['cores_busy']} cores busy), CPU s per 1,000 "
-           f"events: {' + '.join(str(v) for k, v in two.items() if k.startswith('worker') and k != 'workers')} = "
-           f"{two['workers']}",
-           {**{k: v for k, v in result.items() if k != "rss_samples_mb"}, "ceiling_events_per_second": round(bare),
-            "ceiling_cpu_seconds_per_1000_events": bare_cpu, "ratio_to_ceiling": round(ratio, 3),
-            "two_workers": {k: v for k, v in scaled.items() if k != "rss_samples_mb"}})
+    figures = side_by_side(bench, "pipeline", WAREHOUSE)
+    scaled = pipeline_run(bench, "bench_pipeline_2w", messages(PIPELINE_EVENTS), workers=2)
+    two = scaled["steady"]
+    report("pipeline", f"warehouse mode: {_compared(figures)}; 2 workers: {two['events_per_second']:,} events/s "
+           f"steady, CPU s per 1,000 events {two['cpu_seconds_per_1000_events']['workers']:.3f}",
+           {**figures, "two_workers": {k: v for k, v in scaled.items() if k != "rss_samples_mb"}})
 
 
 def bench_sink(bench: BenchStack) -> None:
@@ -110,24 +129,28 @@ def bench_sink(bench: BenchStack) -> None:
 
 
 def bench_streaming(bench: BenchStack) -> None:
-    """The pipeline and latency figures again with SINK_MODE=streaming (the others are warehouse mode's)."""
-    events = messages(PIPELINE_EVENTS)
-    result = pipeline_run(bench, "bench_streaming", events, env=STREAMING)
-    bare, _ = ceiling(bench, "bench_streaming_sales_events", len(events))  # the very same events
-    ratio = result["events_per_second"] / bare
-    pipeline = bench.pipeline("bench_streaming_latency", **STREAMING)
-    conn = bench.stack.snowflake_connection(pipeline.database)
-    worker = pipeline.worker().start()
-    latency = steady_phase(bench, pipeline, conn, seed=7, expected_rows=LATENCY_RATE * LATENCY_SECONDS)
-    worker.stop()
-    conn.close()
-    cpu = result["cpu_seconds_per_1000_events"]
-    report("streaming", f"{result['events_per_second']} events/s into Snowflake through Snowpipe Streaming, bare Faust "
-           f"ceiling {bare:.0f} events/s, ratio {ratio:.2f}; CPU s per "
-           f"1,000 events: worker {cpu['workers']}, embedded Snowflake {cpu['snowflake']}; at {LATENCY_RATE} "
-           f"events/s {_line(latency)}",
-           {"pipeline": {k: v for k, v in result.items() if k != "rss_samples_mb"}, "ceiling_events_per_second":
-            round(bare), "ratio_to_ceiling": round(ratio, 3), "latency": latency})
+    """The pipeline side by side again with SINK_MODE=streaming, at the emulation's commit delay and at a real
+    account's documented 5 s (a second embedded Snowflake), with the latency at LATENCY_RATE at each."""
+    slow = EmbeddedSnowflake("snowflake-slow-commit", bench.stack.home / "snowflake-slow-commit", free_port(),
+                             streaming_commit_seconds=SLOW_COMMIT_SECONDS)
+    slow.start()
+    try:
+        figures = {}
+        for label, snowflake in (("streaming", None), ("streaming_slow_commit", slow)):
+            figures[label] = side_by_side(bench, label, STREAMING, snowflake)
+            pipeline = bench.pipeline(f"bench_{label}_latency", STREAMING, snowflake)
+            conn = bench.stack.snowflake_connection(pipeline.database, snowflake)
+            worker = pipeline.worker().start()
+            figures[label]["latency"] = steady_phase(bench, pipeline, conn, seed=7,
+                                                     expected_rows=LATENCY_RATE * LATENCY_SECONDS)
+            worker.stop()
+            conn.close()
+    finally:
+        slow.stop()
+    fast, slowed = figures["streaming"], figures["streaming_slow_commit"]
+    report("streaming", f"commit after {COMMIT_SECONDS:g} s: {_compared(fast)}; at {LATENCY_RATE} events/s "
+           f"{_line(fast['latency'])}. Commit after {SLOW_COMMIT_SECONDS:g} s: {_compared(slowed)}; at "
+           f"{LATENCY_RATE} events/s {_line(slowed['latency'])}", figures)
 
 
 def produce_steadily(bench: BenchStack, pipeline: Pipeline, events: list[tuple[bytes, bytes]], rate: float) -> None:
@@ -173,14 +196,14 @@ def _line(figures: dict[str, float]) -> str:
 def bench_latency(bench: BenchStack) -> None:
     """Kafka timestamp -> INGESTION_TIME at a steady LATENCY_RATE events/s: in a quiet steady state, and right
     after the worker caught up a BACKLOG_EVENTS backlog (the first LATENCY_SECONDS after it), p50/p95/p99."""
-    steady_pipeline = bench.pipeline("bench_latency", **WAREHOUSE)
+    steady_pipeline = bench.pipeline("bench_latency", WAREHOUSE)
     steady_conn = bench.stack.snowflake_connection(steady_pipeline.database)
     worker = steady_pipeline.worker().start()
     steady = steady_phase(bench, steady_pipeline, steady_conn, seed=7, expected_rows=LATENCY_RATE * LATENCY_SECONDS)
     worker.stop()
     steady_conn.close()
 
-    backlog_pipeline = bench.pipeline("bench_latency_backlog", **WAREHOUSE)
+    backlog_pipeline = bench.pipeline("bench_latency_backlog", WAREHOUSE)
     backlog_conn = bench.stack.snowflake_connection(backlog_pipeline.database)
     produce(bench.stack.bootstrap, backlog_pipeline.sales_topic, messages(BACKLOG_EVENTS, seed=8))
     worker = backlog_pipeline.worker().start(wait_assigned=False)
@@ -197,7 +220,7 @@ def bench_latency(bench: BenchStack) -> None:
 def bench_memory(bench: BenchStack) -> None:
     """Worker RSS over a SOAK_EVENTS run in warehouse mode, produced while the worker consumes: does it stay
     flat?"""
-    pipeline = bench.pipeline("bench_soak", **WAREHOUSE)
+    pipeline = bench.pipeline("bench_soak", WAREHOUSE)
     conn = bench.stack.snowflake_connection(pipeline.database)
     worker = pipeline.worker().start()
     samples: list[tuple[int, float]] = []

@@ -1,13 +1,14 @@
 """The framework's ceiling: a bare Faust agent on the same broker and events that only decodes JSON.
 
 Run as `python -m benchmarks.bare_app worker -l warn` with BARE_TOPIC and BARE_EXPECTED set; it prints
-`BARE DONE <count>` once it has decoded that many events.
+`BARE AT <decoded> <time.time()>` at every hundredth of BARE_EXPECTED (`benchmarks/steady.py` reads them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import faust
 
@@ -19,6 +20,7 @@ app = faust.App(
 )
 topic = app.topic(os.environ["BARE_TOPIC"], value_type=bytes, value_serializer="raw")
 expected = int(os.environ["BARE_EXPECTED"])
+every = max(1, expected // 100)
 
 
 @app.agent(topic)
@@ -27,8 +29,8 @@ async def decode(stream: faust.StreamT) -> None:
     async for value in stream:
         json.loads(value)
         decoded += 1
-        if decoded == expected:
-            print(f"BARE DONE {decoded}", flush=True)
+        if decoded % every == 0 or decoded == expected:
+            print(f"BARE AT {decoded} {time.time()}", flush=True)
 
 
 if __name__ == "__main__":

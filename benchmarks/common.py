@@ -6,16 +6,14 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from caves_faust.devstack.snowflake import EmbeddedSnowflake
 from caves_faust.generator.events import EventGenerator
 from tests.harness import Pipeline, Stack
 
@@ -47,8 +45,9 @@ class BenchStack:
         home = Path(tempfile.mkdtemp(prefix="caves-bench-"))
         return cls(Stack(home).start())
 
-    def pipeline(self, name: str, **env: str) -> Pipeline:
-        return Pipeline(self.stack, name, self.stack.home / name, extra_env=env).create_topics()
+    def pipeline(self, name: str, env: dict[str, str], snowflake: EmbeddedSnowflake | None = None) -> Pipeline:
+        """A pipeline of its own, with these worker settings, on the stack's Snowflake or on `snowflake`."""
+        return Pipeline(self.stack, name, self.stack.home / name, extra_env=env, snowflake=snowflake).create_topics()
 
     def stop(self) -> None:
         self.stack.stop()
@@ -95,22 +94,6 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-class CpuMeter:
-    """CPU seconds each process uses until `stop()`, and per 1,000 events: the processes started for the run
-    (`fresh`) count from their own start, the shared broker and Snowflake (`shared`) from the meter's creation."""
-
-    def __init__(self, fresh: dict[str, int], shared: dict[str, int | None]):
-        self.pids = {**fresh, **shared}
-        self.started = {**dict.fromkeys(fresh, 0.0), **{name: cpu_seconds(pid) for name, pid in shared.items()}}
-        self.used: dict[str, float] = {}
-
-    def stop(self) -> None:
-        self.used = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
-
-    def per_thousand(self, events: int) -> dict[str, float]:
-        return {name: round(seconds * 1000 / events, 3) for name, seconds in self.used.items()}
-
-
 def row_count(pipeline: Pipeline, conn: Any) -> int:
     try:
         with conn.cursor() as cur:
@@ -118,26 +101,3 @@ def row_count(pipeline: Pipeline, conn: Any) -> int:
             return int(cur.fetchone()[0])
     except Exception:  # the table is created by the worker's first flush
         return 0
-
-
-def ceiling(bench: BenchStack, topic: str, expected: int) -> tuple[float, dict[str, float]]:
-    """Events/s of a bare Faust agent that only decodes JSON, from its start to its last event, and the CPU
-    seconds per 1,000 events it and the broker used."""
-    env = {**os.environ, "KAFKA_BROKER": f"kafka://{bench.stack.bootstrap}", "BARE_TOPIC": topic,
-           "BARE_EXPECTED": str(expected), "BARE_APP_ID": f"bare-{time.time_ns()}",
-           "F_DATADIR": str(bench.stack.home / "bare-data")}
-    started = time.perf_counter()
-    bare = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_app", "worker", "-l", "warn"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    cpu = CpuMeter({"worker": bare.pid}, {"broker": bench.stack.kafka.pid()})
-    try:
-        for line in bare.stdout:  # type: ignore[union-attr]
-            if "BARE DONE" in line:  # Faust turns print() into a log line
-                rate = expected / (time.perf_counter() - started)
-                cpu.stop()
-                return rate, cpu.per_thousand(expected)
-        raise RuntimeError(f"bare agent exited with {bare.wait()} before decoding {expected} events")
-    finally:
-        bare.terminate()
-        bare.wait()
-
