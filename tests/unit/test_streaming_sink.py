@@ -43,7 +43,7 @@ pytestmark = pytest.mark.timeout(10)
 @pytest.fixture(autouse=True)
 def no_poll_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fake service's clock is its status polls: no need to wait between them."""
-    monkeypatch.setattr(channels, "POLL_SECONDS", 0)
+    monkeypatch.setattr(channels, "STATUS_POLL_SECONDS", 0)
 
 
 @dataclass
