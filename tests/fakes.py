@@ -41,7 +41,7 @@ from caves_faust.events.letters import DeadLetter
 from caves_faust.events.origin import Origin
 from caves_faust.intake.classify import classify
 from caves_faust.sink.rows import STREAMED_COLUMNS
-from caves_faust.snowflake.connection import Batch, Warehouse
+from caves_faust.snowflake.connection import Batch, StoredMarks, Warehouse
 from caves_faust.snowflake.errors import FencedOut
 from caves_faust.snowflake.streaming_client import (
     STALE_SEQUENCER,
@@ -196,6 +196,11 @@ class FakeSnowflake:
         """READ_STORED_OFFSETS."""
         return {o for o in self.offsets(partition, topic) if low <= o <= high}
 
+    def stored_marks(self, topic: str, partition: int) -> StoredMarks:
+        """READ_STORED_MARKS."""
+        letters = [r.source[2] for r in self.dlq_events if r.source[:2] == (topic, partition)]
+        return StoredMarks(max(self.offsets(partition, topic), default=None), max(letters, default=None))
+
 
 # --- the warehouse connection (and RowWriter) ---
 
@@ -272,6 +277,10 @@ class FakeWarehouse(Warehouse):
     def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
         self._enter("stored_offsets")
         return self.snowflake.stored_offsets(topic, partition, low, high)
+
+    def stored_marks(self, topic: str, partition: int) -> StoredMarks:
+        self._enter("stored_marks")
+        return self.snowflake.stored_marks(topic, partition)
 
     def write(self, topic: str, batch: Batch) -> None:
         self._enter("write")

@@ -209,6 +209,11 @@ class Pipeline:
         """partition -> committed offset of this pipeline's consumer group on the sales topic."""
         return asyncio.run(committed_offsets(self.stack.bootstrap, self.name, self.sales_topic))
 
+    def commit_group(self, offsets: Callable[[int, int], int | None]) -> None:
+        """Set the (idle) consumer group's committed offsets, as `kafka-consumer-groups --reset-offsets` would:
+        `offsets(partition, end offset)` for each sales partition (None: left as it is)."""
+        asyncio.run(_commit_group(self.stack.bootstrap, self.name, self.sales_topic, self.partitions, offsets))
+
     def dead_letters(self) -> list[dict]:
         return [json.loads(r.value) for r in self.read_topic(self.dlq_topic)]
 
@@ -365,6 +370,19 @@ async def _read_all(bootstrap: str, topic: str) -> list[Any]:
         if wanted:
             raise AssertionError(f"could not read {topic} to its end: {sorted(wanted)}")
         return records
+    finally:
+        await consumer.stop()
+
+
+async def _commit_group(bootstrap: str, group: str, topic: str, partitions: int,
+                        offsets: Callable[[int, int], int | None]) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        wanted = {tp: offsets(tp.partition, end) for tp, end in (await consumer.end_offsets(tps)).items()}
+        await consumer.commit({tp: offset for tp, offset in wanted.items() if offset is not None})
     finally:
         await consumer.stop()
 

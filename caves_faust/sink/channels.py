@@ -15,6 +15,9 @@ group, the topic and the partition, whose offset token is the Kafka offset of th
 - After an outage or a commit that does not come, what was in flight may or may not be committed: the caller
   `reset`s, which reopens every channel at its next use and reads its token again; a wait on rows appended before
   a reset raises `StreamingUnavailable` (they may be gone).
+- A channel that opens without a committed token is new, or expired (30 days unused) and its token with it: the
+  caller's `table_mark` says the highest offset the table holds for its partition, and that is the channel's
+  committed offset, so a Kafka replay of stored events is not appended again.
 - Every batch waiting for its commit shares the pipe's bulk status requests (`PipeStatus`), at most one every
   STATUS_POLL_SECONDS, within Snowflake's 10 requests a second per channel.
 """
@@ -27,6 +30,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from caves_faust.observability import metrics
 from caves_faust.snowflake.streaming_client import (
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 # of the limitations page's 10 requests a second per channel (a bulk request may count against each channel it
 # names: not documented), leaving the rest to appends; a commit takes ~1 s (embedded) to 5-10 s (documented).
 STATUS_POLL_SECONDS = 0.5
+
+TableMark = Callable[[int], Awaitable[int | None]]  # partition -> the highest offset its table holds (None: none)
 
 
 @dataclass(frozen=True)
@@ -136,18 +142,26 @@ class StreamingWriter:
     def channel_name(self, partition: int) -> str:
         return f"{self.channel_prefix}_{partition}"
 
-    async def committed(self, partitions: set[int]) -> dict[int, int | None]:
+    async def committed(self, partitions: set[int], table_mark: TableMark | None = None) -> dict[int, int | None]:
         """partition -> highest offset its channel has committed (None: none yet), for the partitions not fenced
-        out; channels not open yet are opened, which fences out their previous writer."""
+        out; channels not open yet are opened, which fences out their previous writer. A channel that opens
+        without a token (new, or expired with it) has committed what `table_mark` says the table holds."""
         for partition in sorted(partitions - self._channels.keys() - self._fenced):
-            channel, status = await self.client.open(self.channel_name(partition))
+            name = self.channel_name(partition)
+            channel, status = await self.client.open(name)
             token = status.committed_offset_token
             bound = status.last_error_offset_upper_bound  # "" when nothing was refused, in Snowflake's answers
             refused_upto = (min(int(bound), int(token)) if status.rows_error_count and bound and bound.isdigit()
                             and token is not None else None)
-            self._channels[partition] = PartitionChannel(channel, None if token is None else int(token),
-                                                         status.rows_error_count, status.rows_error_count,
-                                                         refused_upto=refused_upto)
+            mark = int(token) if token is not None else None
+            if mark is None and table_mark is not None:
+                mark = await table_mark(partition)
+                if mark is not None:
+                    log.warning("streaming: channel %s opened without a committed offset token (expired after 30 "
+                                "days unused, or dropped), while its table holds offsets up to %d of partition %d: "
+                                "resuming after it", name, mark, partition)
+            self._channels[partition] = PartitionChannel(channel, mark, status.rows_error_count,
+                                                         status.rows_error_count, refused_upto=refused_upto)
         return {p: self._channels[p].committed for p in partitions if p in self._channels}
 
     def refused_before_open(self, partitions: set[int]) -> dict[int, int]:

@@ -37,6 +37,7 @@ from caves_faust.snowflake.tables import (
     OFFSETS_TABLE,
     RAW_EVENTS_TABLE,
     READ_HIGH_WATERS,
+    READ_STORED_MARKS,
     READ_STORED_OFFSETS,
     SHOW_LOCKS,
 )
@@ -50,6 +51,15 @@ LOCK_WAIT_SHARE = 0.5
 # sleeps whatever its policy says after a try that ended within it, and its own cap (16 s) could triple a 5 s
 # timeout; the sink's backoff is what rides out an outage.
 CONNECTOR_RETRY_CAP_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class StoredMarks:
+    """What the tables hold of one source partition: its highest offset with a RAW_EVENTS_STREAM row, and with a
+    DLQ_EVENTS letter (None: none)."""
+
+    rows: int | None
+    letters: int | None
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,15 @@ class Warehouse:
         with self.cursor() as cur:
             cur.execute(READ_HIGH_WATERS, (topic,))
             return {int(p): int(hw) for p, hw in cur.fetchall()}
+
+    def stored_marks(self, topic: str, partition: int) -> StoredMarks:
+        """The one place a partition's marks are derived from the tables themselves (a Snowpipe Streaming channel
+        that opened without a token, after 30 days unused): rows and letters are committed in offset order per
+        channel, so what lies at or below the highest stored offset is stored (or was refused and dead-lettered)."""
+        with self.cursor() as cur:
+            cur.execute(READ_STORED_MARKS, (topic, partition, topic, partition))
+            rows, letters = cur.fetchone() or (None, None)
+            return StoredMarks(None if rows is None else int(rows), None if letters is None else int(letters))
 
     def stored_offsets(self, topic: str, partition: int, low: int, high: int) -> set[int]:
         with self.cursor() as cur:

@@ -312,3 +312,24 @@ async def test_a_burst_of_429s_is_ridden_out_by_sending_the_same_requests_again_
                                     "WHERE EVENT_METADATA:partition::INTEGER = 9 ORDER BY 1")
     assert [r[0] for r in offsets] == [0, 1, 2, 3, 4]  # each once
 
+
+async def test_an_expired_channel_opens_without_its_token_and_the_table_says_what_it_had_committed(stack, database):
+    first = StreamingWriter(client(stack, database), "expiring", commit_timeout_seconds=30)
+    second = StreamingWriter(client(stack, database), "expiring", commit_timeout_seconds=30)
+    try:
+        await first.committed({10})
+        await write(first, stream_rows(10, range(0, 3)))
+        expired = await asyncio.to_thread(
+            stack.snowpipe, f"/databases/{database}/schemas/RAW_DATA/pipes/{PIPE}/channels/EXPIRING_10:expire")
+        assert expired == {"expired": "EXPIRING_10", "offset_token": "2"}
+
+        async def table_mark(partition: int) -> int | None:
+            [(highest,)] = stack.query(database, "SELECT MAX(EVENT_METADATA:offset::INTEGER) FROM RAW_EVENTS_STREAM "
+                                                 "WHERE EVENT_METADATA:partition::INTEGER = %s", (partition,))
+            return highest
+
+        assert await second.committed({10}, table_mark) == {10: 2}
+        assert (await first.client.open("EXPIRING_10"))[1].committed_offset_token is None  # the token is gone
+    finally:
+        await first.client.close()
+        await second.client.close()

@@ -114,6 +114,22 @@ async def test_rows_refused_in_a_commit_its_writer_did_not_live_to_see_are_dead_
     assert [r.source[2] for r in account.tables().letters("snowflake_rejected")] == [1]
 
 
+async def test_a_channel_expired_with_its_token_resumes_after_what_its_table_holds(account: Account) -> None:
+    events = [*orders(0, range(0, 3)), sales_event(0, 3, INVALID), *orders(1, range(0, 2))]
+    await account.sink().store(classified(events))
+    account.tables()
+    for client in (account.rows, account.letters):  # 30 days unused: the channels and their tokens are gone
+        client.channels.clear()
+
+    # Kafka delivers it all again (the group's offsets were older), with new events after it.
+    more = [*orders(0, range(4, 6)), sales_event(0, 6, INVALID), *orders(1, range(2, 3))]
+    outcome = await account.sink().store(classified(events + more))
+
+    assert account.tables().offsets(0) == [0, 1, 2, 4, 5] and account.tables().offsets(1) == [0, 1, 2]
+    assert (outcome.rows, outcome.skipped) == (3, 5)
+    assert sorted(r.source[1:] for r in account.tables().letters()) == [(0, 3), (0, 6)]  # each letter once too
+
+
 @pytest.mark.parametrize("call, commit_after_polls, times, appends", [
     ("open", 1, 3, 2),
     ("append", 1, 3, 3 + 2),  # each round fails at partition 0's append
