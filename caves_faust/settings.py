@@ -147,6 +147,10 @@ class Settings:
     snowflake_auto_suspend_seconds: float = _setting("SNOWFLAKE_AUTO_SUSPEND_SECONDS", "600", _positive_float)
     # The embedded Snowflake's Snowpipe Streaming commits appends this long after them (`make up`).
     embedded_streaming_commit_seconds: float = _setting("EMBEDDED_STREAMING_COMMIT_SECONDS", "1", _positive_float)
+    # What its default pipes put in a column the rows leave out: NULL, as Snowflake's limitations page says of
+    # MATCH_BY_COLUMN_NAME (a NOT NULL column then refuses the row), or the column's default.
+    embedded_streaming_omitted_columns: str = _setting("EMBEDDED_STREAMING_OMITTED_COLUMNS", "null",
+                                                       _choice("null", "default"))
     # Snowflake: a real account when SNOWFLAKE_ACCOUNT is set, else the embedded one on host:port.
     snowflake_account: str = _setting("SNOWFLAKE_ACCOUNT", "")
     snowflake_user: str = _setting("SNOWFLAKE_USER", "caves_faust")

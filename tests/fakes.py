@@ -41,7 +41,7 @@ from caves_faust.events.letters import DeadLetter
 from caves_faust.events.origin import Origin
 from caves_faust.intake.classify import classify
 from caves_faust.sink.rows import STREAMED_COLUMNS
-from caves_faust.snowflake.connection import Batch, Warehouse
+from caves_faust.snowflake.connection import Batch, StoredMarks, Warehouse
 from caves_faust.snowflake.errors import FencedOut
 from caves_faust.snowflake.streaming_client import (
     STALE_SEQUENCER,
@@ -134,6 +134,10 @@ class LetterRow:
         return str(self.fields["error_type"])
 
     @property
+    def topic_id(self) -> str | None:
+        return self.fields.get("topic_id")
+
+    @property
     def source(self) -> tuple[str, int, int]:
         return str(self.fields["topic"]), int(self.fields["partition"]), int(self.fields["offset"])
 
@@ -198,6 +202,14 @@ class FakeSnowflake:
         """READ_STORED_OFFSETS."""
         return {r.offset for r in self.raw_events if r.metadata["topic"] == topic and r.partition == partition
                 and r.metadata.get("topic_id") == topic_id and low <= r.offset <= high}
+
+    def stored_marks(self, topic: str, topic_id: str | None, partition: int) -> StoredMarks:
+        """READ_STORED_MARKS (rows and letters of no known life count as this one's)."""
+        letters = [r.source[2] for r in self.dlq_events
+                   if r.source[:2] == (topic, partition) and r.topic_id in (None, topic_id)]
+        rows = [r.offset for r in self.raw_events if r.metadata["topic"] == topic and r.partition == partition
+                and r.metadata.get("topic_id", topic_id) == topic_id]
+        return StoredMarks(max(rows, default=None), max(letters, default=None))
 
 
 # --- the warehouse connection (and RowWriter) ---
@@ -275,6 +287,10 @@ class FakeWarehouse(Warehouse):
     def stored_offsets(self, topic: str, topic_id: str | None, partition: int, low: int, high: int) -> set[int]:
         self._enter("stored_offsets")
         return self.snowflake.stored_offsets(topic, topic_id, partition, low, high)
+
+    def stored_marks(self, topic: str, topic_id: str | None, partition: int) -> StoredMarks:
+        self._enter("stored_marks")
+        return self.snowflake.stored_marks(topic, topic_id, partition)
 
     def write(self, topic: str, topic_id: str | None, batch: Batch) -> None:
         self._enter("write")

@@ -27,7 +27,7 @@ from snowflake.connector import SnowflakeConnection
 from caves_faust.devstack.kafka import LocalKafka
 from caves_faust.devstack.process import DevstackError, free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
-from caves_faust.devstack.snowpipe import COMMIT_SECONDS
+from caves_faust.devstack.snowpipe import ADMIN, COMMIT_SECONDS, OMITTED_COLUMNS
 from caves_faust.kafka.admin import committed_offsets, create_topics, partition_count
 
 T = TypeVar("T")
@@ -57,11 +57,13 @@ class Stack:
     def __post_init__(self) -> None:
         self.kafka = LocalKafka("kafka", self.home / "kafka", free_port(), free_port())
         # Tests kill workers inside Snowflake transactions: have their detached transactions aborted in seconds.
-        # EMBEDDED_STREAMING_COMMIT_SECONDS, when set, runs the suite at that commit delay (a real account's 5-10 s).
+        # EMBEDDED_STREAMING_COMMIT_SECONDS, when set, runs the suite at that commit delay (a real account's 5-10 s);
+        # EMBEDDED_STREAMING_OMITTED_COLUMNS=default, with the default pipes filling the columns the rows leave out.
         self.snowflake = EmbeddedSnowflake(
             "snowflake", self.home / "snowflake", free_port(),
             detached_transaction_seconds=DETACHED_TRANSACTION_SECONDS,
-            streaming_commit_seconds=float(os.environ.get("EMBEDDED_STREAMING_COMMIT_SECONDS") or COMMIT_SECONDS))
+            streaming_commit_seconds=float(os.environ.get("EMBEDDED_STREAMING_COMMIT_SECONDS") or COMMIT_SECONDS),
+            streaming_omitted_columns=os.environ.get("EMBEDDED_STREAMING_OMITTED_COLUMNS") or OMITTED_COLUMNS[0])
 
     def start(self) -> "Stack":
         self.kafka.start(wait_seconds=120)
@@ -105,6 +107,22 @@ class Stack:
         with self.snowflake_connection(database, other) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall()
+
+    def snowpipe(self, call: str, body: dict | None = None, other: EmbeddedSnowflake | None = None) -> Any:
+        """One of the embedded Snowpipe Streaming's own calls for tests (`devstack/snowpipe.py`, ADMIN): its answer."""
+        request = urllib.request.Request(f"http://127.0.0.1:{(other or self.snowflake).port}{ADMIN}{call}",
+                                         json.dumps(body or {}).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def expire_channels(self, database: str, other: EmbeddedSnowflake | None = None) -> list[str]:
+        """Every Snowpipe Streaming channel of the database expires, as after 30 days unused: their names."""
+        expired = []
+        for row in self.query(database, "SHOW CHANNELS", other=other):
+            name, schema, pipe = row[1], row[3], row[9]
+            self.snowpipe(f"/databases/{database}/schemas/{schema}/pipes/{pipe}/channels/{name}:expire", other=other)
+            expired.append(name)
+        return expired
 
 
 @dataclass
@@ -190,6 +208,11 @@ class Pipeline:
     def committed(self) -> dict[int, int]:
         """partition -> committed offset of this pipeline's consumer group on the sales topic."""
         return asyncio.run(committed_offsets(self.stack.bootstrap, self.name, self.sales_topic))
+
+    def commit_group(self, offsets: Callable[[int, int], int | None]) -> None:
+        """Set the (idle) consumer group's committed offsets, as `kafka-consumer-groups --reset-offsets` would:
+        `offsets(partition, end offset)` for each sales partition (None: left as it is)."""
+        asyncio.run(_commit_group(self.stack.bootstrap, self.name, self.sales_topic, self.partitions, offsets))
 
     def dead_letters(self) -> list[dict]:
         return [json.loads(r.value) for r in self.read_topic(self.dlq_topic)]
@@ -347,6 +370,19 @@ async def _read_all(bootstrap: str, topic: str) -> list[Any]:
         if wanted:
             raise AssertionError(f"could not read {topic} to its end: {sorted(wanted)}")
         return records
+    finally:
+        await consumer.stop()
+
+
+async def _commit_group(bootstrap: str, group: str, topic: str, partitions: int,
+                        offsets: Callable[[int, int], int | None]) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        wanted = {tp: offsets(tp.partition, end) for tp, end in (await consumer.end_offsets(tps)).items()}
+        await consumer.commit({tp: offset for tp, offset in wanted.items() if offset is not None})
     finally:
         await consumer.stop()
 

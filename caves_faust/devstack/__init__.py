@@ -25,5 +25,6 @@ def local_services(settings: Settings) -> list[LocalKafka | EmbeddedSnowflake]:
         services.append(LocalKafka("kafka", settings.devstack_dir / "kafka", port))
     if settings.embedded_snowflake:
         services.append(EmbeddedSnowflake("snowflake", settings.devstack_dir / "snowflake", settings.snowflake_port,
-                                          streaming_commit_seconds=settings.embedded_streaming_commit_seconds))
+                                          streaming_commit_seconds=settings.embedded_streaming_commit_seconds,
+                                          streaming_omitted_columns=settings.embedded_streaming_omitted_columns))
     return services

@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from caves_faust.devstack.process import ManagedProcess
 from caves_faust.devstack.snowflake_fidelity import FidelityLayer, session_token
-from caves_faust.devstack.snowpipe import COMMIT_SECONDS, Snowpipe
+from caves_faust.devstack.snowpipe import COMMIT_SECONDS, OMITTED_COLUMNS, Snowpipe
 
 log = logging.getLogger("caves_faust.devstack.snowflake")
 
@@ -42,6 +42,7 @@ LOCK_CONFLICT_ERRNO = 625  # Snowflake's "... has locked table ... and this lock
 class EmbeddedSnowflake(ManagedProcess):
     detached_transaction_seconds: float = DETACHED_TRANSACTION_SECONDS
     streaming_commit_seconds: float = COMMIT_SECONDS
+    streaming_omitted_columns: str = OMITTED_COLUMNS[0]
 
     @property
     def data_dir(self) -> Path:
@@ -54,7 +55,8 @@ class EmbeddedSnowflake(ManagedProcess):
         return [sys.executable, "-m", "caves_faust.devstack.snowflake",
                 "--port", str(self.port), "--data-dir", str(self.data_dir.resolve()),
                 "--detached-transaction-seconds", str(self.detached_transaction_seconds),
-                "--streaming-commit-seconds", str(self.streaming_commit_seconds)]
+                "--streaming-commit-seconds", str(self.streaming_commit_seconds),
+                "--streaming-omitted-columns", self.streaming_omitted_columns]
 
 
 @dataclass
@@ -279,7 +281,7 @@ def _lock_conflicts_as_snowflake_errors() -> None:
 
 
 def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: float,
-          streaming_commit_seconds: float) -> None:
+          streaming_commit_seconds: float, streaming_omitted_columns: str = OMITTED_COLUMNS[0]) -> None:
     import uvicorn
     from fakesnow.instance import FakeSnow
     from starlette.applications import Starlette
@@ -292,7 +294,7 @@ def serve(host: str, port: int, data_dir: Path, detached_transaction_seconds: fl
     transactions = Transactions(fakesnow_server.sessions, detached_transaction_seconds)
     fidelity = FidelityLayer(fakesnow_server.sessions)
     # Snowpipe Streaming's REST API on the same data, and SHOW CHANNELS on the SQL endpoint.
-    snowpipe = Snowpipe(fakesnow_server.shared_fs, streaming_commit_seconds)
+    snowpipe = Snowpipe(fakesnow_server.shared_fs, streaming_commit_seconds, streaming_omitted_columns)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -327,6 +329,8 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="roll back a transaction idle this long and end its session (default: %(default)s)")
     parser.add_argument("--streaming-commit-seconds", type=float, default=COMMIT_SECONDS,
                         help="Snowpipe Streaming: commit appended rows this long after (default: %(default)s)")
+    parser.add_argument("--streaming-omitted-columns", choices=OMITTED_COLUMNS, default=OMITTED_COLUMNS[0],
+                        help="Snowpipe Streaming: what a column the rows leave out becomes (default: %(default)s)")
     return parser
 
 
@@ -334,7 +338,8 @@ def main() -> None:
     args = argument_parser().parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.host, args.port, args.data_dir, args.detached_transaction_seconds, args.streaming_commit_seconds)
+    serve(args.host, args.port, args.data_dir, args.detached_transaction_seconds, args.streaming_commit_seconds,
+          args.streaming_omitted_columns)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,16 @@ public documentation, writing into the same DuckDB tables fakesnow serves.
 
 Invariants, as the documentation states them for the real service:
 - a channel belongs to a pipe; only the default pipe `<TABLE>-STREAMING` exists here, mapping each NDJSON row's
-  keys onto the table's columns by name (case-insensitive), leaving the others to their defaults;
-- opening a channel bumps its client sequencer and discards its uncommitted appends, so an append with an older
+  keys onto the table's columns by name (case-insensitive); a column a row leaves out is NULL, as the limitations
+  page says of MATCH_BY_COLUMN_NAME (`omitted_columns="null"`, so a NOT NULL one refuses the row), or takes its
+  default (`"default"`, what Snowflake's Kafka connector's tests expect: the sources disagree);
+- opening a channel answers `channel_status_code` SUCCESS, bumps its client sequencer and discards its uncommitted
+  appends (or answers 409 when asked `fail_on_uncommitted_rows` and there are some), so an append with an older
   continuation token fails (`STALE_CONTINUATION_TOKEN_SEQUENCER`): the previous owner is fenced out;
+- each channel takes at most `requests_per_second` requests (opens, appends, and the bulk status requests naming
+  it) in any second, and answers HTTP 429 past that;
+- a channel unused for 30 days expires with its committed offset token (`expire`, an admin call here): opening it
+  again creates a new channel, which answers no token;
 - an append is acknowledged at once and committed later (`commit_seconds`): its rows become visible and the
   channel's committed offset token moves in one DuckDB transaction, never one without the other;
 - a row the table cannot take (not JSON, a missing NOT NULL column, a value of the wrong type) is counted in
@@ -22,6 +29,7 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -34,8 +42,14 @@ from starlette.routing import Route
 log = logging.getLogger("caves_faust.devstack.snowpipe")
 
 COMMIT_SECONDS = 1.0  # the real service commits in about a second (documented latency: 5-10 s to query)
+# The limitations page's per-channel request rate ("Request rate: 10 requests per second (RPS)").
+REQUESTS_PER_SECOND = 10
+# What a column the rows leave out becomes: NULL (the limitations page) or its default (the connector's tests).
+OMITTED_COLUMNS = ("null", "default")
+SUCCESS = "SUCCESS"  # the channel status code of an open that worked (Snowflake's Openflow client checks it)
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024  # per append request, as sent (after compression)
 DEFAULT_PIPE_SUFFIX = "-STREAMING"
+ADMIN = "/embedded/streaming"  # the emulation's own calls, for tests
 CHANNELS_SCHEMA = "_SNOWPIPE_STREAMING"
 CHANNEL_COLUMNS = (
     "CREATED_ON", "DATABASE_NAME", "SCHEMA_NAME", "PIPE_NAME", "NAME", "CLIENT_SEQUENCER", "ROW_SEQUENCER",
@@ -142,7 +156,7 @@ class Channel:
     def status(self) -> dict[str, Any]:
         return {
             "database_name": self.database, "schema_name": self.schema, "pipe_name": self.pipe,
-            "channel_name": self.name, "channel_status_code": "ACTIVE",
+            "channel_name": self.name, "channel_status_code": SUCCESS,
             "last_committed_offset_token": self.offset_token, "created_on_ms": int(self.created_on * 1000),
             "rows_inserted": self.rows_inserted, "rows_parsed": self.rows_parsed,
             "rows_error_count": self.rows_error_count, "rows_errors": self.rows_error_count,
@@ -184,8 +198,12 @@ class Snowpipe:
 
     fakesnow: Any  # fakesnow.instance.FakeSnow: its DuckDB instance holds the tables
     commit_seconds: float = COMMIT_SECONDS
+    omitted_columns: str = OMITTED_COLUMNS[0]
+    requests_per_second: int = REQUESTS_PER_SECOND
     channels: dict[tuple[str, str, str, str], Channel] = field(default_factory=dict)
     waiting: list[Append] = field(default_factory=list)
+    throttled: int = 0  # the next requests answered 429 whatever their rate (`throttle`, for tests)
+    _requests: dict[tuple[str, str, str, str], deque[float]] = field(default_factory=dict)  # the last second's
     _loaded: set[str] = field(default_factory=set)
     _connections: dict[str, Any] = field(default_factory=dict)
     _columns: dict[tuple[str, str, str], list[Column]] = field(default_factory=dict)
@@ -204,12 +222,16 @@ class Snowpipe:
                   self._endpoint(self.append_rows), methods=["POST"]),
             Route("/v2/streaming/databases/{database}/schemas/{schema}/pipes/{pipe}:bulk-channel-status",
                   self._endpoint(self.bulk_channel_status), methods=["POST"]),
+            # Not Snowflake's: what tests do to the emulation that only time or the service's load does to a channel.
+            Route(f"{ADMIN}/databases/{{database}}/schemas/{{schema}}/pipes/{{pipe}}/channels/{{channel}}:expire",
+                  self._endpoint(self.expire, admin=True), methods=["POST"]),
+            Route(f"{ADMIN}:throttle", self._endpoint(self.throttle, admin=True), methods=["POST"]),
         ]
 
-    def _endpoint(self, handler: Callable) -> Callable:
+    def _endpoint(self, handler: Callable, admin: bool = False) -> Callable:
         async def endpoint(request: Request) -> Response:
             try:
-                if not request.headers.get("Authorization", "").startswith("Bearer "):
+                if not admin and not request.headers.get("Authorization", "").startswith("Bearer "):
                     raise StreamingError(401, "ERR_UNAUTHORIZED", "Authorization header missing")
                 return await handler(request)
             except StreamingError as error:
@@ -229,6 +251,7 @@ class Snowpipe:
     async def open_channel(self, request: Request) -> Response:
         database, schema, pipe, name = _names(request)
         body = await _json_body(request)
+        self._count_request((database, schema, pipe, name))
         async with self._lock:
             await self._load(database)
             await self._table_columns(database, schema, pipe)  # the pipe's table must exist
@@ -237,6 +260,9 @@ class Snowpipe:
                 channel = Channel(database, schema, pipe, name, created_on=time.time())
                 self.channels[channel.key] = channel
             else:
+                if body.get("fail_on_uncommitted_rows") is True and any(a.channel is channel for a in self.waiting):
+                    raise StreamingError(409, "ERR_CHANNEL_HAS_UNCOMMITTED_DATA",
+                                         f"Channel {name} has uncommitted rows (fail_on_uncommitted_rows)")
                 channel.client_sequencer += 1  # the previous owner's token is stale from now on
             if body.get("offset_token") is not None:
                 channel.offset_token = str(body["offset_token"])
@@ -248,15 +274,7 @@ class Snowpipe:
                              "channel_status": channel.status()})
 
     async def drop_channel(self, request: Request) -> Response:
-        database, schema, pipe, name = _names(request)
-        async with self._lock:
-            await self._load(database)
-            channel = self.channels.pop((database, schema, pipe, name), None)
-            if channel is None:
-                raise StreamingError(404, "ERR_CHANNEL_DOES_NOT_EXIST", f"Channel {name} does not exist")
-            self.waiting = [a for a in self.waiting if a.channel is not channel]
-            await self._run(database, [(f"DELETE FROM {database}.{CHANNELS_SCHEMA}.CHANNELS WHERE DATABASE_NAME = ? "
-                                        "AND SCHEMA_NAME = ? AND PIPE_NAME = ? AND NAME = ?", channel.key)])
+        await self._remove(request)
         return JSONResponse({})
 
     async def append_rows(self, request: Request) -> Response:
@@ -264,6 +282,7 @@ class Snowpipe:
         body = await request.body()
         if len(body) > MAX_PAYLOAD_BYTES:
             raise StreamingError(413, "ERR_PAYLOAD_TOO_LARGE", f"Request payload over {MAX_PAYLOAD_BYTES} bytes")
+        self._count_request((database, schema, pipe, name))
         channel = self.channels.get((database, schema, pipe, name))
         if channel is None:
             raise StreamingError(404, "ERR_CHANNEL_DOES_NOT_EXIST", f"Channel {name} does not exist or is not open")
@@ -274,7 +293,7 @@ class Snowpipe:
         if request.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         columns = await self._table_columns(database, schema, pipe)
-        rows, errors = _parse_rows(body, columns)
+        rows, errors = _parse_rows(body, columns, self.omitted_columns)
         end = request.query_params.get("endOffsetToken") or request.query_params.get("offsetToken")
         channel.row_sequencer += 1
         due = time.monotonic() + self.commit_seconds
@@ -287,10 +306,44 @@ class Snowpipe:
         names = (await _json_body(request)).get("channel_names")
         if not isinstance(names, list):
             raise StreamingError(400, "ERR_INVALID_REQUEST", "channel_names must be an array of channel names")
+        # Whether a bulk request counts against each channel it names is not documented: here it does (stricter).
+        for name in {n.upper() for n in names if isinstance(n, str)}:
+            self._count_request((database, schema, pipe, name))
         async with self._lock:
             await self._load(database)
         found = (self.channels.get((database, schema, pipe, n.upper())) for n in names if isinstance(n, str))
         return JSONResponse({"channel_statuses": {c.name: c.status() for c in found if c is not None}})
+
+    def _count_request(self, key: tuple[str, str, str, str]) -> None:
+        """One more request on this channel: HTTP 429 past `requests_per_second` in the last second (or while
+        throttled); a refused request is not counted, as it did nothing."""
+        if self.throttled > 0:
+            self.throttled -= 1
+            raise StreamingError(429, "ERR_TOO_MANY_REQUESTS", "Too many requests (the embedded Snowflake was told "
+                                 "to throttle)")
+        now = time.monotonic()
+        recent = self._requests.setdefault(key, deque())
+        while recent and recent[0] <= now - 1:
+            recent.popleft()
+        if len(recent) >= self.requests_per_second:
+            raise StreamingError(429, "ERR_TOO_MANY_REQUESTS",
+                                 f"Too many requests on channel {key[3]}: over {self.requests_per_second} a second")
+        recent.append(now)
+
+    # --- admin calls (tests) ---
+    async def expire(self, request: Request) -> Response:
+        """The channel expires as after 30 days unused: it and its committed offset token are gone."""
+        channel = await self._remove(request)
+        log.info("channel %s expired with committed offset token %s", channel.name, channel.offset_token)
+        return JSONResponse({"expired": channel.name, "offset_token": channel.offset_token})
+
+    async def throttle(self, request: Request) -> Response:
+        """Answer the next `requests` REST requests HTTP 429, as the service does under load."""
+        requests = (await _json_body(request)).get("requests")
+        if not isinstance(requests, int) or requests < 0:
+            raise StreamingError(400, "ERR_INVALID_REQUEST", "requests: a count, 0 or more")
+        before, self.throttled = self.throttled, requests
+        return JSONResponse({"throttled": requests, "were_left": before})
 
     # --- the commit ---
     async def commit_forever(self) -> None:
@@ -319,13 +372,15 @@ class Snowpipe:
     async def _commit(self, database: str, appends: list[Append]) -> None:
         statements: list[tuple[str, tuple]] = []
         for (_, schema, pipe), group in _by_pipe(appends).items():
-            rows = [row for a in group for row in a.rows]
-            if rows:
-                table_columns = await self._table_columns(database, schema, pipe)
-                columns = [c for c in table_columns if any(c.name in r for r in rows)]
+            table_columns = await self._table_columns(database, schema, pipe)
+            for (given, nulls), rows in _by_shape([row for a in group for row in a.rows]).items():
+                # A column given null is NULL; one left out is NULL too, or in "default" mode takes its default.
+                columns = [c for c in table_columns
+                           if c.name in given or c.name in nulls or self.omitted_columns == "null"]
+                values = [c.cast() if c.name in given else "NULL" for c in columns]
                 statements.append((
                     f'INSERT INTO {database}.{schema}.{_table(pipe)} ({", ".join(c.name for c in columns)}) '
-                    f'SELECT {", ".join(c.cast() for c in columns)} FROM TABLE(FLATTEN(input => PARSE_JSON(?)))',
+                    f'SELECT {", ".join(values)} FROM TABLE(FLATTEN(input => PARSE_JSON(?)))',
                     (json.dumps(rows, ensure_ascii=False),)))
         channels = {id(a.channel): a.channel for a in appends}.values()
         before = {id(c): (c.offset_token, c.rows_inserted, c.rows_parsed, c.rows_error_count) for c in channels}
@@ -347,6 +402,20 @@ class Snowpipe:
                 (channel.offset_token, channel.rows_inserted, channel.rows_parsed,
                  channel.rows_error_count) = before[id(channel)]
             raise
+
+    async def _remove(self, request: Request) -> Channel:
+        """The request's channel dropped or expired: its uncommitted appends and its row in the channels table go
+        with it."""
+        database, schema, pipe, name = _names(request)
+        async with self._lock:
+            await self._load(database)
+            channel = self.channels.pop((database, schema, pipe, name), None)
+            if channel is None:
+                raise StreamingError(404, "ERR_CHANNEL_DOES_NOT_EXIST", f"Channel {name} does not exist")
+            self.waiting = [a for a in self.waiting if a.channel is not channel]
+            await self._run(database, [(f"DELETE FROM {database}.{CHANNELS_SCHEMA}.CHANNELS WHERE DATABASE_NAME = ? "
+                                        "AND SCHEMA_NAME = ? AND PIPE_NAME = ? AND NAME = ?", channel.key)])
+        return channel
 
     # --- DuckDB, through fakesnow's SQL ---
     async def _load(self, database: str) -> None:
@@ -497,8 +566,10 @@ def _client_sequencer(token: str | None) -> int:
         raise StreamingError(400, "ERR_INVALID_CONTINUATION_TOKEN", "continuationToken is missing or invalid") from None
 
 
-def _parse_rows(body: bytes, columns: list[Column]) -> tuple[list[dict[str, Any]], list[str]]:
-    """NDJSON lines to rows keyed by column name; the reasons of the lines the table cannot take."""
+def _parse_rows(body: bytes, columns: list[Column], omitted_columns: str = OMITTED_COLUMNS[0],
+                ) -> tuple[list[dict[str, Any]], list[str]]:
+    """NDJSON lines to rows keyed by column name; the reasons of the lines the table cannot take. A column a row
+    leaves out is NULL (`omitted_columns="null"`) or, in "default" mode, takes its default if it has one."""
     by_name = {c.name.upper(): c for c in columns}
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
@@ -514,14 +585,25 @@ def _parse_rows(body: bytes, columns: list[Column]) -> tuple[list[dict[str, Any]
             errors.append(f"Row {number}: not a JSON object")
             continue
         row = {by_name[k.upper()].name: v for k, v in value.items() if k.upper() in by_name}
-        # A column the row leaves out takes its default, if it has one.
-        problems = (c.problem(row.get(c.name)) for c in columns if c.name in row or not c.has_default)
+        problems = (c.problem(row.get(c.name)) for c in columns
+                    if c.name in row or omitted_columns == "null" or not c.has_default)
         problem = next((p for p in problems if p), None)
         if problem:
             errors.append(f"Row {number}: {problem}")
             continue
         rows.append(row)
     return rows, errors
+
+
+def _by_shape(rows: list[dict[str, Any]]) -> dict[tuple[frozenset[str], frozenset[str]], list[dict[str, Any]]]:
+    """Rows by the columns they give a value and the columns they give null (one INSERT each: a JSON null cast to
+    a column's type is not NULL in DuckDB, so the INSERT names NULL itself)."""
+    shapes: dict[tuple[frozenset[str], frozenset[str]], list[dict[str, Any]]] = {}
+    for row in rows:
+        nulls = frozenset(k for k, v in row.items() if v is None)
+        shape = (frozenset(row.keys() - nulls), nulls)
+        shapes.setdefault(shape, []).append(row)
+    return shapes
 
 
 def _by_pipe(appends: list[Append]) -> dict[tuple[str, str, str], list[Append]]:

@@ -19,20 +19,28 @@ group, the topic and the partition, whose offset token is the Kafka offset of th
 - After an outage or a commit that does not come, what was in flight may or may not be committed: the caller
   `reset`s, which reopens every channel at its next use and reads its token again; a wait on rows appended before
   a reset raises `StreamingUnavailable` (they may be gone).
+- A channel that opens without a committed token is new, or expired (30 days unused) and its token with it: the
+  caller's `table_mark` says the highest offset the table holds for its partition, and that is the channel's
+  committed offset, so a Kafka replay of stored events is not appended again.
+- Every batch waiting for its commit shares the pipe's bulk status requests (`PipeStatus`), at most one every
+  STATUS_POLL_SECONDS, within Snowflake's 10 requests a second per channel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from caves_faust.observability import metrics
 from caves_faust.snowflake.streaming_client import (
     MAX_REQUEST_BYTES,
     ChannelFenced,
+    ChannelStatus,
     OpenChannel,
     StreamingClient,
     StreamingUnavailable,
@@ -40,7 +48,12 @@ from caves_faust.snowflake.streaming_client import (
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.1  # how often a write asks whether its channels committed (the embedded one commits in ~1 s)
+# How often a pipe's channels are asked what they committed, whoever waits: 2 requests a second per pipe, a fifth
+# of the limitations page's 10 requests a second per channel (a bulk request may count against each channel it
+# names: not documented), leaving the rest to appends; a commit takes ~1 s (embedded) to 5-10 s (documented).
+STATUS_POLL_SECONDS = 0.5
+
+TableMark = Callable[[int], Awaitable[int | None]]  # partition -> the highest offset its table holds (None: none)
 
 
 @dataclass(frozen=True)
@@ -85,11 +98,45 @@ class Appended:
     written: Written = field(default_factory=Written)
 
 
+class PipeStatus:
+    """A pipe's bulk channel status, asked at most once every `pace` seconds however many batches wait: a waiter
+    gets the answer of a request sent after it asked, which names its channels (Snowflake's Openflow client also
+    shares one bulk request per pipe among its waiters, keeping answers 2 s)."""
+
+    def __init__(self, client: StreamingClient, pace: float):
+        self.client = client
+        self.pace = pace
+        self._lock = asyncio.Lock()
+        self._wanted: set[str] = set()  # named by waiters since the last request was sent
+        self._sent = -math.inf  # when the last answered request was sent
+        self._named: set[str] = set()  # the channels it named
+        self._answers: dict[str, ChannelStatus] = {}
+
+    async def after(self, names: set[str]) -> dict[str, ChannelStatus]:
+        """The statuses of `names` (those the service knows), as a request sent after this call answered them."""
+        asked = time.monotonic()
+        self._wanted |= names
+        async with self._lock:
+            if not (self._sent >= asked and names <= self._named):
+                await asyncio.sleep(max(0.0, self._sent + self.pace - time.monotonic()))
+                naming, self._wanted = self._wanted | names, set()
+                sent = time.monotonic()
+                try:
+                    self._answers = await self.client.statuses(sorted(naming))
+                except BaseException:
+                    self._wanted |= naming  # still wanted by the others waiting
+                    raise
+                self._sent, self._named = sent, naming
+            return {name: self._answers[name] for name in names if name in self._answers}
+
+
 class StreamingWriter:
-    def __init__(self, client: StreamingClient, channel_prefix: str, commit_timeout_seconds: float):
+    def __init__(self, client: StreamingClient, channel_prefix: str, commit_timeout_seconds: float,
+                 status_poll_seconds: float | None = None):
         self.client = client
         self.channel_prefix = re.sub(r"[^A-Z0-9_]", "_", channel_prefix.upper())
         self.commit_timeout_seconds = commit_timeout_seconds
+        self.status = PipeStatus(client, STATUS_POLL_SECONDS if status_poll_seconds is None else status_poll_seconds)
         self._channels: dict[int, PartitionChannel] = {}
         self._fenced: set[int] = set()
         self.turn = asyncio.Condition()  # one batch appends at a time, in batch order (the sink sees to the order)
@@ -108,21 +155,28 @@ class StreamingWriter:
     def channel_name(self, partition: int) -> str:
         return f"{self.channel_prefix}_{partition}"
 
-    async def committed(self, partitions: set[int]) -> dict[int, int | None]:
+    async def committed(self, partitions: set[int], table_mark: TableMark | None = None) -> dict[int, int | None]:
         """partition -> highest offset its channel has committed (None: none yet), for the partitions not fenced
-        out; channels not open yet are opened, which fences out their previous writer."""
+        out; channels not open yet are opened, which fences out their previous writer. A channel that opens
+        without a token (new, or expired with it) has committed what `table_mark` says the table holds."""
         for partition in sorted(partitions - self._channels.keys() - self._fenced):
-            channel, status = await self.client.open(self.channel_name(partition))
-            token = offset_of(status.committed_offset_token, self.topic_id)
-            if token is None and status.committed_offset_token:
+            name = self.channel_name(partition)
+            channel, status = await self.client.open(name)
+            mark = offset_of(status.committed_offset_token, self.topic_id)
+            if mark is None and status.committed_offset_token:
                 self.other_lives.add(status.committed_offset_token.rpartition("/")[0])
             # "" when nothing was refused, in Snowflake's answers
             bound = offset_of(status.last_error_offset_upper_bound, self.topic_id)
-            refused_upto = (min(bound, token) if status.rows_error_count and bound is not None
-                            and token is not None else None)
-            self._channels[partition] = PartitionChannel(channel, token,
-                                                         status.rows_error_count, status.rows_error_count,
-                                                         refused_upto=refused_upto)
+            refused_upto = (min(bound, mark) if status.rows_error_count and bound is not None
+                            and mark is not None else None)
+            if mark is None and table_mark is not None:
+                mark = await table_mark(partition)
+                if mark is not None:
+                    log.warning("streaming: channel %s opened without a committed offset token of this topic's life "
+                                "(expired after 30 days unused, or dropped), while its table holds offsets up to %d "
+                                "of partition %d: resuming after it", name, mark, partition)
+            self._channels[partition] = PartitionChannel(channel, mark, status.rows_error_count,
+                                                         status.rows_error_count, refused_upto=refused_upto)
         return {p: self._channels[p].committed for p in partitions if p in self._channels}
 
     def refused_before_open(self, partitions: set[int]) -> dict[int, int]:
@@ -181,7 +235,7 @@ class StreamingWriter:
             if not waiting:
                 break
             names = {self.channel_name(p): p for p in waiting}
-            statuses = await self.client.statuses(list(names))
+            statuses = await self.status.after(set(names))
             for name, status in statuses.items():
                 partition = names[name]
                 state = appended.states[partition]
@@ -199,7 +253,6 @@ class StreamingWriter:
             if time.monotonic() > deadline:
                 raise StreamingUnavailable(f"channels {sorted(names)} did not commit within "
                                            f"{self.commit_timeout_seconds:.0f}s")
-            await asyncio.sleep(POLL_SECONDS)
         written.rows = sum(appended.counts[p] for p in appended.ends if p not in written.fenced)
         return written
 

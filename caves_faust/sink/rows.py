@@ -41,13 +41,20 @@ def warehouse_row(accepted: Accepted) -> str:
 
 
 def stream_row(accepted: Accepted) -> StreamRow:
-    """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them, on one line."""
+    """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them, on one line.
+    Every column has its value, INGESTION_TIME too (the moment the worker hands the row over): Snowflake's
+    limitations page says a MATCH_BY_COLUMN_NAME pipe inserts NULL into the columns left out, not their defaults."""
     event = accepted.valid.event
     customer = getattr(event, "customer_id", None)
     return StreamRow(accepted.partition, accepted.offset, on_one_line(
         f'{{"EVENT_TYPE":"{event.event_type}","PRODUCT_ID":{event.product_id},'
         f'"CUSTOMER_ID":{"null" if customer is None else customer},"EVENT_METADATA":{_metadata(accepted)},'
-        f'"EVENT_CONTENT":{accepted.valid.text}}}'))
+        f'"EVENT_CONTENT":{accepted.valid.text},"INGESTION_TIME":"{_now()}"}}'))
+
+
+def _now() -> str:
+    """Now, as a TIMESTAMP_LTZ column reads it (ISO 8601 with its offset, milliseconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def on_one_line(text: str) -> str:
@@ -68,12 +75,14 @@ def _metadata(accepted: Accepted) -> str:
 
 def letter_stream_row(letter: DeadLetter) -> StreamRow:
     """The letter's DLQ_EVENTS row for Snowpipe Streaming, keyed by column name as the table's default pipe maps
-    them; its offset token is the letter's source offset, so each is written once like the rows."""
+    them, every column with its value (not replayed yet, ingested now: see `stream_row`); its offset token is the
+    letter's source offset, so each is written once like the rows."""
     fields = letter.fields()
-    row = {column: fields[name] for column, name in STREAMED_COLUMNS.items()}
-    if fields["timestamp"] is not None:
-        row["SOURCE_TIMESTAMP"] = datetime.fromtimestamp(fields["timestamp"], timezone.utc).isoformat(
-            timespec="milliseconds")
+    row: dict[str, object] = {column: fields[name] for column, name in STREAMED_COLUMNS.items()}
+    timestamp = fields["timestamp"]
+    row["SOURCE_TIMESTAMP"] = (None if timestamp is None else
+                               datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds"))
+    row.update(REPLAYED=False, REPLAYED_AT=None, INGESTION_TIME=_now())
     return StreamRow(letter.partition, letter.offset, on_one_line(json.dumps(row, ensure_ascii=False)))
 
 

@@ -26,6 +26,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Awaitable, Callable, ClassVar, Iterable, Sequence, TypeVar
 
 from caves_faust.dlq.writer import DeadLetters
@@ -230,7 +231,7 @@ class StreamingSink:
                         raise SinkStopped("the batch before this one was not stored")
                     generation, epoch = writer.generation, writer.epoch
                     await self._tables.run(lambda: self._in_warehouse(self.warehouse.bootstrap))
-                    committed = await writer.committed(partitions)
+                    committed = await writer.committed(partitions, partial(self._table_mark, writer))
                     if writer.other_lives:
                         contract.new_life(self.topic, ", ".join(sorted(writer.other_lives)), writer.topic_id)
                         writer.other_lives.clear()
@@ -274,6 +275,12 @@ class StreamingSink:
                 break
             await backoff.retry("fenced", ChannelFenced(f"channels of partitions {sorted(held)} reopened elsewhere"))
         backoff.succeeded()
+
+    async def _table_mark(self, writer: StreamingWriter, partition: int) -> int | None:
+        """The highest offset of the partition the writer's table holds: for a channel that opened without a token
+        (expired after 30 days unused, with it), what it committed before."""
+        marks = await self._until_answered(self.warehouse.stored_marks, self.topic, writer.topic_id, partition)
+        return marks.rows if writer is self.rows else marks.letters
 
     async def _reset(self, writer: StreamingWriter, generation: int) -> None:
         """What was in flight may or may not be committed: read the tokens again (once, whichever batch saw it)."""

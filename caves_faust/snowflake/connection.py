@@ -38,6 +38,7 @@ from caves_faust.snowflake.tables import (
     OFFSETS_TABLE,
     RAW_EVENTS_TABLE,
     READ_HIGH_WATERS,
+    READ_STORED_MARKS,
     READ_STORED_OFFSETS,
     SHOW_LOCKS,
 )
@@ -51,6 +52,15 @@ LOCK_WAIT_SHARE = 0.5
 # sleeps whatever its policy says after a try that ended within it, and its own cap (16 s) could triple a 5 s
 # timeout; the sink's backoff is what rides out an outage.
 CONNECTOR_RETRY_CAP_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class StoredMarks:
+    """What the tables hold of one source partition: its highest offset with a RAW_EVENTS_STREAM row, and with a
+    DLQ_EVENTS letter (None: none)."""
+
+    rows: int | None
+    letters: int | None
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,16 @@ class Warehouse:
                 cur.execute(ADOPT_MARKS, (topic_id, topic))
             cur.execute(READ_HIGH_WATERS, (topic,))
             return {(life, int(p)): int(hw) for life, p, hw in cur.fetchall()}
+
+    def stored_marks(self, topic: str, topic_id: str | None, partition: int) -> StoredMarks:
+        """The one place a partition's marks are derived from the tables themselves (a Snowpipe Streaming channel
+        that opened without a token of this life of the topic, after 30 days unused): rows and letters are committed
+        in offset order per channel, so what lies at or below the highest stored offset is stored (or was refused
+        and dead-lettered). Rows and letters of no known life count as this one's (see ADOPT_MARKS)."""
+        with self.cursor() as cur:
+            cur.execute(READ_STORED_MARKS, (topic, partition, topic_id, topic_id, topic, partition, topic_id, topic_id))
+            rows, letters = cur.fetchone() or (None, None)
+            return StoredMarks(None if rows is None else int(rows), None if letters is None else int(letters))
 
     def stored_offsets(self, topic: str, topic_id: str | None, partition: int, low: int, high: int) -> set[int]:
         with self.cursor() as cur:

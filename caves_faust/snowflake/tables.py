@@ -81,6 +81,15 @@ READ_STORED_OFFSETS = f"""SELECT EVENT_METADATA:offset::INTEGER FROM {RAW_EVENTS
       AND EVENT_METADATA:partition::INTEGER = ?
       AND EVENT_METADATA:offset::INTEGER BETWEEN ? AND ?"""
 
+# A source partition's marks as the tables hold them (streaming: for a channel that opened without a committed
+# offset token): the highest offset with a row, and the highest with a DLQ_EVENTS letter.
+READ_STORED_MARKS = f"""SELECT
+    (SELECT MAX(EVENT_METADATA:offset::INTEGER) FROM {RAW_EVENTS_TABLE}
+      WHERE EVENT_METADATA:topic::VARCHAR = ? AND EVENT_METADATA:partition::INTEGER = ?
+        AND COALESCE(EVENT_METADATA:topic_id::VARCHAR, ?) IS NOT DISTINCT FROM ?),
+    (SELECT MAX(SOURCE_OFFSET) FROM {DLQ_EVENTS_TABLE} WHERE SOURCE_TOPIC = ? AND SOURCE_PARTITION = ?
+        AND COALESCE(SOURCE_TOPIC_ID, ?) IS NOT DISTINCT FROM ?)"""
+
 # Where the rows of replayed letters are: only the range of the letters' DLQ offsets at hand is read.
 STORED_COPIES = f"""SELECT EVENT_METADATA:replayed_from:topic_id::VARCHAR,
            EVENT_METADATA:replayed_from:partition::INTEGER,

@@ -6,12 +6,10 @@ accounts for every copy."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from snowflake.connector.errors import ProgrammingError
 
 from tests.corpus import INVALID_PAYLOADS, adjustment, encoded, expected_stock, order
@@ -35,19 +33,7 @@ def originals() -> tuple[list[dict], list[tuple[bytes, str]]]:
 
 def commit_group_at_end(pipeline: Pipeline) -> None:
     """Where the older version left the group: past every event it dead-lettered."""
-
-    async def commit() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=pipeline.stack.bootstrap, group_id=pipeline.name,
-                                    enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(pipeline.sales_topic, p) for p in range(pipeline.partitions)]
-            consumer.assign(tps)
-            await consumer.commit({tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end})
-        finally:
-            await consumer.stop()
-
-    asyncio.run(commit())
+    pipeline.commit_group(lambda partition, end: end or None)
 
 
 def sales_topic_size(pipeline: Pipeline) -> int:

@@ -1,5 +1,8 @@
 """The streaming client against the embedded Snowflake's Snowpipe Streaming REST API (no Kafka, no worker):
-rows appear only once committed, the committed offset token says what is stored, a reopen fences the old client."""
+rows appear only once committed, the committed offset token says what is stored, a reopen fences the old client;
+an open answers SUCCESS, columns left out are NULL (or defaults, under EMBEDDED_STREAMING_OMITTED_COLUMNS=default),
+past 10 requests a second a channel answers 429 and the same request is sent again, an expired channel forgets
+its token."""
 
 from __future__ import annotations
 
@@ -8,12 +11,14 @@ import itertools
 import json
 import time
 
+import aiohttp
 import pytest
 
+from caves_faust.devstack.snowpipe import REQUESTS_PER_SECOND
 from caves_faust.sink.channels import StreamingWriter, StreamRow, Written
 from caves_faust.snowflake.streaming_auth import Credentials
 from caves_faust.snowflake.streaming_client import ChannelFenced, ChannelStatus, StreamingClient, StreamingUnavailable
-from caves_faust.snowflake.tables import DDL
+from caves_faust.snowflake.tables import DDL, DLQ_EVENTS_DDL
 from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
@@ -29,7 +34,7 @@ def ndjson(*rows: dict) -> bytes:
 def row(n: int, **overrides: object) -> dict:
     return {"EVENT_TYPE": "ORDER_CREATED", "PRODUCT_ID": 1000 + n, "CUSTOMER_ID": n,
             "EVENT_METADATA": {"partition": 0, "offset": n}, "EVENT_CONTENT": {"n": n, "vin": "Crémant 🍾"},
-            **overrides}
+            "INGESTION_TIME": "2026-12-07T10:00:00.000+00:00", **overrides}
 
 
 @pytest.fixture
@@ -86,7 +91,7 @@ async def test_appended_rows_appear_with_the_committed_offset_token_after_the_co
         await committed(writer, "SALES_0", "2")
         rows = stored(stack, database)
         assert [(r[0], r[1]) for r in rows] == [(1000, 0), (1001, 1), (1002, 2)]
-        assert json.loads(rows[0][2]) == {"n": 0, "vin": "Crémant 🍾"} and rows[0][3] is not None  # the default
+        assert json.loads(rows[0][2]) == {"n": 0, "vin": "Crémant 🍾"} and rows[0][3] is not None
 
         shown = stack.query(database, "SHOW CHANNELS IN TABLE RAW_EVENTS_STREAM")
         assert [(r[1], r[7]) for r in shown] == [("SALES_0", "2")]
@@ -218,3 +223,113 @@ async def test_what_a_channel_was_handed_counts_as_on_its_way_until_a_reset(writ
     await writer.append(stream_rows(6, range(5, 7)))
     writer.reset()
     assert writer.handed_over(await writer.committed({6})) == {6: 4}  # reopened before their commit: discarded
+
+
+async def rest(stack: Stack, method: str, path: str, body: dict) -> tuple[int, dict]:
+    """One raw request to the embedded Snowpipe Streaming (no retry): its status and body."""
+    async with aiohttp.ClientSession() as session, session.request(
+            method, f"http://127.0.0.1:{stack.snowflake.port}/v2/streaming{path}", json=body,
+            headers={"Authorization": "Bearer embedded-scoped-token"}) as response:
+        return response.status, await response.json()
+
+
+async def test_an_open_answers_success_and_a_reopen_over_pending_rows_fails_only_when_asked_to(stack, database):
+    channel_path = f"/databases/{database}/schemas/RAW_DATA/pipes/{PIPE}/channels/SALES_7"
+    status, opened = await rest(stack, "PUT", channel_path, {"fail_on_uncommitted_rows": True})
+    assert status == 200 and opened["channel_status"]["channel_status_code"] == "SUCCESS"
+    writer = client(stack, database)
+    try:
+        channel, _ = await writer.open("SALES_7")  # the client checks SUCCESS, and asks not to fail
+        await writer.append(channel, ndjson(row(70)), "70", "70")
+        status, refused = await rest(stack, "PUT", channel_path, {"fail_on_uncommitted_rows": True})
+        if status == 200:  # committed already (a slow machine): nothing was pending
+            assert opened["channel_status"]["last_committed_offset_token"] is None
+            assert refused["channel_status"]["last_committed_offset_token"] == "70"
+        else:
+            assert (status, refused["code"]) == (409, "ERR_CHANNEL_HAS_UNCOMMITTED_DATA")
+            _, reopened = await writer.open("SALES_7")  # fail_on_uncommitted_rows false: the pending row goes
+            assert reopened.committed_offset_token is None
+    finally:
+        await writer.close()
+
+
+async def test_columns_a_row_leaves_out_are_null_or_their_defaults_as_the_embedded_snowflake_is_set(stack, database):
+    stack.query(database, DLQ_EVENTS_DDL)
+    null_mode = stack.snowflake.streaming_omitted_columns == "null"
+    rows = StreamingClient(Credentials(f"http://127.0.0.1:{stack.snowflake.port}", "http", None), database,
+                           "RAW_DATA", PIPE, timeout_seconds=10)
+    letters = StreamingClient(Credentials(f"http://127.0.0.1:{stack.snowflake.port}", "http", None), database,
+                              "RAW_DATA", "DLQ_EVENTS-STREAMING", timeout_seconds=10)
+    try:
+        channel, _ = await rows.open("OMITTED_0")
+        without_time = row(80)
+        del without_time["INGESTION_TIME"]
+        await rows.append(channel, ndjson(without_time), "80", "80")
+        letter_channel, _ = await letters.open("OMITTED_0")
+        letter = {"ERROR_TYPE": "not_json", "SOURCE_TOPIC": "sales_events", "SOURCE_PARTITION": 0, "SOURCE_OFFSET": 81}
+        await letters.append(letter_channel, ndjson(letter), "81", "81")
+        await committed(rows, "OMITTED_0", "80")
+        letter_status = await committed(letters, "OMITTED_0", "81")
+    finally:
+        await rows.close()
+        await letters.close()
+
+    # (IS NULL: fakesnow's results show a NULL TIMESTAMP_TZ as 1970-01-01.)
+    [(no_time,)] = stack.query(database, "SELECT INGESTION_TIME IS NULL FROM RAW_EVENTS_STREAM")
+    stored_letters = stack.query(database, "SELECT REPLAYED, INGESTION_TIME IS NULL FROM DLQ_EVENTS")
+    if null_mode:  # the limitations page: NULL into the columns left out; REPLAYED is NOT NULL: the row is refused
+        assert no_time and stored_letters == [] and letter_status.rows_error_count == 1
+        assert "REPLAYED" in (letter_status.last_error_message or "")
+    else:
+        assert not no_time and stored_letters == [(False, False)]
+
+
+async def test_past_its_request_rate_a_channel_answers_429(stack, database):
+    channel_path = f"/databases/{database}/schemas/RAW_DATA/pipes/{PIPE}/channels/SALES_8"
+    started = time.monotonic()
+    answers = [await rest(stack, "PUT", channel_path, {}) for _ in range(REQUESTS_PER_SECOND + 1)]
+    if time.monotonic() - started < 1:  # all within the second
+        assert [status for status, _ in answers] == [200] * REQUESTS_PER_SECOND + [429]
+        assert answers[-1][1]["code"] == "ERR_TOO_MANY_REQUESTS"
+
+
+async def test_a_burst_of_429s_is_ridden_out_by_sending_the_same_requests_again_without_reopening(stack, database):
+    writer = StreamingWriter(client(stack, database), "throttled", commit_timeout_seconds=30)
+    try:
+        assert await writer.committed({9}) == {9: None}
+        sequencer_before = stack.query(database, "SHOW CHANNELS LIKE 'THROTTLED_9'")[0][5]
+        burst = 5  # the append's and the status polls' next requests, whoever sends them
+        await asyncio.to_thread(stack.snowpipe, ":throttle", {"requests": burst})
+        written = await write(writer, stream_rows(9, range(0, 5)))
+        assert (written.rows, written.fenced, written.errors) == (5, set(), {})
+        left = (await asyncio.to_thread(stack.snowpipe, ":throttle", {"requests": 0}))["were_left"]
+    finally:
+        await writer.client.close()
+    assert left == 0  # every 429 of the burst was answered to this writer
+    [channel] = stack.query(database, "SHOW CHANNELS LIKE 'THROTTLED_9'")
+    assert (channel[5], channel[7]) == (sequencer_before, "4")  # not reopened; committed up to offset 4
+    offsets = stack.query(database, "SELECT EVENT_METADATA:offset::INTEGER FROM RAW_EVENTS_STREAM "
+                                    "WHERE EVENT_METADATA:partition::INTEGER = 9 ORDER BY 1")
+    assert [r[0] for r in offsets] == [0, 1, 2, 3, 4]  # each once
+
+
+async def test_an_expired_channel_opens_without_its_token_and_the_table_says_what_it_had_committed(stack, database):
+    first = StreamingWriter(client(stack, database), "expiring", commit_timeout_seconds=30)
+    second = StreamingWriter(client(stack, database), "expiring", commit_timeout_seconds=30)
+    try:
+        await first.committed({10})
+        await write(first, stream_rows(10, range(0, 3)))
+        expired = await asyncio.to_thread(
+            stack.snowpipe, f"/databases/{database}/schemas/RAW_DATA/pipes/{PIPE}/channels/EXPIRING_10:expire")
+        assert expired == {"expired": "EXPIRING_10", "offset_token": "2"}
+
+        async def table_mark(partition: int) -> int | None:
+            [(highest,)] = stack.query(database, "SELECT MAX(EVENT_METADATA:offset::INTEGER) FROM RAW_EVENTS_STREAM "
+                                                 "WHERE EVENT_METADATA:partition::INTEGER = %s", (partition,))
+            return highest
+
+        assert await second.committed({10}, table_mark) == {10: 2}
+        assert (await first.client.open("EXPIRING_10"))[1].committed_offset_token is None  # the token is gone
+    finally:
+        await first.client.close()
+        await second.client.close()

@@ -20,6 +20,7 @@ from caves_faust.sink.channels import StreamingWriter
 from caves_faust.sink.fencing import Fencing
 from caves_faust.sink.retry import RetryPolicy
 from caves_faust.sink.streaming import StreamingSink
+from caves_faust.snowflake.connection import StoredMarks
 from caves_faust.snowflake.streaming_auth import Credentials
 from caves_faust.snowflake.streaming_client import StreamingClient
 from caves_faust.snowflake.tables import DDL
@@ -65,7 +66,9 @@ def event(offset: int) -> Event:
 
 
 def sink(ours: StreamingClient, owned: set[int]) -> StreamingSink:
-    warehouse = cast(Any, SimpleNamespace(bootstrap=lambda: None, reset=lambda: None))  # no refused row, no replay
+    # No refused row, no replay; channels without a token are new ones (the table is empty).
+    warehouse = cast(Any, SimpleNamespace(bootstrap=lambda: None, reset=lambda: None,
+                                          stored_marks=lambda topic, topic_id, partition: StoredMarks(None, None)))
     no_letters = cast(Any, SimpleNamespace(forget=lambda partitions: None))  # the batches carry none
     return StreamingSink(StreamingWriter(ours, PREFIX, COMMIT_SECONDS * 2), StreamingWriter(ours, "letters", 30),
                          warehouse, no_letters, "sales_events", RetryPolicy(1, first_seconds=0.1),

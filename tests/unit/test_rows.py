@@ -4,6 +4,8 @@ event out; the warehouse's row keeps the text as received."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timezone
 
 import pytest
 
@@ -11,6 +13,7 @@ from caves_faust.events.letters import DeadLetter
 from caves_faust.events.validation import InvalidEvent
 from caves_faust.intake.classify import classify
 from caves_faust.sink.rows import letter_stream_row, stream_row, warehouse_row
+from caves_faust.snowflake.tables import DDL
 from tests.corpus import fake_event, order
 
 EVENT = {**order(7, 1015), "product_name": "Crémant\u2028de Loire \u2029 \"brut\"", "note": "a\nb\tc"}
@@ -36,6 +39,16 @@ def test_a_streamed_row_is_one_line_with_the_event_s_value(text):
     assert row["EVENT_CONTENT"] == EVENT
     assert (row["EVENT_METADATA"]["partition"], row["EVENT_METADATA"]["offset"]) == (3, 41)
     assert row["EVENT_METADATA"]["key"] == "clé\u2028"
+
+
+def test_a_streamed_row_has_a_value_for_every_column_of_the_table_ingestion_time_included():
+    # The limitations page: a MATCH_BY_COLUMN_NAME pipe inserts NULL into the columns a row leaves out, not their
+    # defaults; so the row leaves none out.
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    row = json.loads(stream_row(classify([fake_event(3, 41, json.dumps(EVENT).encode())]).accepted[0]).line)
+
+    assert set(row) == set(re.findall(r"^\s+([A-Z_]+) ", DDL[0], re.MULTILINE))
+    assert before <= datetime.fromisoformat(row["INGESTION_TIME"]) <= datetime.now(timezone.utc)
 
 
 @pytest.mark.parametrize("text", LAYOUTS.values(), ids=LAYOUTS.keys())

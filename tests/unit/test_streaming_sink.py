@@ -43,7 +43,7 @@ pytestmark = pytest.mark.timeout(10)
 @pytest.fixture(autouse=True)
 def no_poll_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fake service's clock is its status polls: no need to wait between them."""
-    monkeypatch.setattr(channels, "POLL_SECONDS", 0)
+    monkeypatch.setattr(channels, "STATUS_POLL_SECONDS", 0)
 
 
 @dataclass
@@ -112,6 +112,22 @@ async def test_rows_refused_in_a_commit_its_writer_did_not_live_to_see_are_dead_
     assert [a.offset for a in outcome.stored] == [0, 2]
     assert account.dlq.sent("snowflake_rejected") == [(0, 1)]
     assert [r.source[2] for r in account.tables().letters("snowflake_rejected")] == [1]
+
+
+async def test_a_channel_expired_with_its_token_resumes_after_what_its_table_holds(account: Account) -> None:
+    events = [*orders(0, range(0, 3)), sales_event(0, 3, INVALID), *orders(1, range(0, 2))]
+    await account.sink().store(classified(events))
+    account.tables()
+    for client in (account.rows, account.letters):  # 30 days unused: the channels and their tokens are gone
+        client.channels.clear()
+
+    # Kafka delivers it all again (the group's offsets were older), with new events after it.
+    more = [*orders(0, range(4, 6)), sales_event(0, 6, INVALID), *orders(1, range(2, 3))]
+    outcome = await account.sink().store(classified(events + more))
+
+    assert account.tables().offsets(0) == [0, 1, 2, 4, 5] and account.tables().offsets(1) == [0, 1, 2]
+    assert (outcome.rows, outcome.skipped) == (3, 5)
+    assert sorted(r.source[1:] for r in account.tables().letters()) == [(0, 3), (0, 6)]  # each letter once too
 
 
 @pytest.mark.parametrize("call, commit_after_polls, times, appends", [
