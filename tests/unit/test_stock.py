@@ -23,29 +23,36 @@ def movement(offset: int, change: int, sold: int = 0, revenue: float = 0.0,
     return Movement(offset, timestamp, change, sold, revenue, 1 if sold else 0)
 
 
+def batch(source_partition: int, movements: list[Movement], places: list[str] | None = None) -> StockMovements:
+    return StockMovements(product_id="1015", source_partition=source_partition, movements=movements,
+                          places=places if places is not None else [""] * len(movements))
+
+
 def test_stock_adds_adjustments_and_subtracts_orders():
-    stock = apply_to_stock(ProductStock.empty(), 0, [movement(0, +24), movement(1, -6, sold=6), movement(2, -3)])
+    stock = apply_to_stock(ProductStock.empty(),
+                           batch(0, [movement(0, +24), movement(1, -6, sold=6), movement(2, -3)]))
     assert stock.stock == 15 and stock.applied == {"0": 2}
 
 
 def test_a_replayed_movement_is_applied_once_per_source_partition():
-    stock = apply_to_stock(ProductStock.empty(), 0, [movement(5, +10)])
-    assert apply_to_stock(stock, 0, [movement(5, +10)]) is None
-    assert apply_to_stock(stock, 0, [movement(3, +10)]) is None
-    assert apply_to_stock(stock, 1, [movement(5, +10)]).stock == 20
+    stock = apply_to_stock(ProductStock.empty(), batch(0, [movement(5, +10)]))
+    assert apply_to_stock(stock, batch(0, [movement(5, +10)])) is None
+    assert apply_to_stock(stock, batch(0, [movement(3, +10)])) is None
+    assert apply_to_stock(stock, batch(1, [movement(5, +10)])).stock == 20
     # A replay whose batch straddles what was applied: only the new part counts.
-    assert apply_to_stock(stock, 0, [movement(4, +10), movement(5, +10), movement(6, +1)]).stock == 11
+    assert apply_to_stock(stock, batch(0, [movement(4, +10), movement(5, +10), movement(6, +1)])).stock == 11
     # The same message twice within one batch (Faust redelivers the committed offset after a rebalance).
-    assert apply_to_stock(stock, 0, [movement(6, +1), movement(7, +2), movement(6, +1), movement(7, +2)]).stock == 13
-    assert apply_to_stock(stock, 0, [movement(6, +1), movement(7, +2), movement(6, +1)]).applied == {"0": 7}
+    twice = [movement(6, +1), movement(7, +2), movement(6, +1), movement(7, +2)]
+    assert apply_to_stock(stock, batch(0, twice)).stock == 13
+    assert apply_to_stock(stock, batch(0, [movement(6, +1), movement(7, +2), movement(6, +1)])).applied == {"0": 7}
 
 
 def test_window_figures():
-    figures = apply_to_window(WindowFigures.empty(), 0, [movement(0, -6, sold=6, revenue=94.35), movement(1, +12),
+    figures = apply_to_window(WindowFigures.empty(), "0", [movement(0, -6, sold=6, revenue=94.35), movement(1, +12),
                                                          movement(2, -2, sold=2, revenue=10.1)])
     assert (figures.units_sold, figures.order_count, figures.net_adjustment) == (8, 2, 12)
     assert figures.revenue == pytest.approx(104.45)
-    assert apply_to_window(figures, 0, [movement(1, +12)]) is None
+    assert apply_to_window(figures, "0", [movement(1, +12)]) is None
 
 
 def test_movements_are_grouped_by_their_tumbling_window():

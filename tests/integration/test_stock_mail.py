@@ -1,0 +1,183 @@
+"""Stock per location and the low-stock mails, end to end: a real worker, Kafka, embedded Snowflake, and a real SMTP
+server in the test process (the devstack's mail catcher, aiosmtpd).
+
+The expectations come from this file's corpus, recomputed here with the contract's rules (default STOCK_LOCATIONS,
+reorder point = max(12, sold over 30 days / 30 x 7), suggested order covering 21 days in whole cases).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from caves_faust.devstack.mailcatcher import MailCatcher
+from caves_faust.devstack.process import free_port
+from tests.harness import Pipeline, Worker, wait_until
+from tests.integration.test_observability import scrape, value
+
+# The contract's default STOCK_LOCATIONS; anything else counts at "non affecté".
+LOCATIONS = {"E-com": "Paris", "Boutique Paris": "Paris", "Boutique Lyon": "Lyon", "Boutique Bordeaux": "Bordeaux",
+             "Entrepôt Paris-Bercy": "Paris", "Entrepôt Lyon-Gerland": "Lyon", "Entrepôt Bordeaux-Bacalan": "Bordeaux"}
+UNASSIGNED = "non affecté"
+NAMES = {701: "Château Test Lyon", 702: "Demi Test Bordeaux", 703: "Cuvée Test Paris"}
+BOTTLES = {701: 0.75, 702: 0.375, 703: 0.75}
+OUTAGE_SECONDS = 30
+MAIL_SECONDS = 90
+
+_numbers = iter(range(1, 10_000))
+
+
+def order(product: int, quantity: int, channel: str) -> dict:
+    n = next(_numbers)
+    return {"event_type": "ORDER_CREATED", "order_line_id": f"mail-{n}", "customer_id": n, "product_id": product,
+            "quantity": quantity, "unit_price": 9.5, "total_price": 9.5 * quantity, "product_name": NAMES[product],
+            "bottle_size_liters": BOTTLES[product], "sales_channel": channel}
+
+
+def delivery(product: int, change: int, warehouse: str | None) -> dict:
+    event = {"event_type": "INVENTORY_ADJUSTED", "event_id": f"mail-adj-{next(_numbers)}", "product_id": product,
+             "quantity_change": change, "adjustment_type": "REPLENISHMENT" if change > 0 else "SPOILAGE"}
+    return event if warehouse is None else {**event, "warehouse": warehouse}
+
+
+@dataclass
+class Expected:
+    """The corpus recomputed: stock per (product, location), and the mails the crossings call for, in order."""
+
+    stock: dict[int, dict[str, int]] = field(default_factory=dict)
+    sold: Counter = field(default_factory=Counter)
+    low: set[tuple[int, str]] = field(default_factory=set)
+    mails: list[dict] = field(default_factory=list)
+
+    def point(self, product: int, location: str) -> int:
+        return max(12, math.ceil(self.sold[(product, location)] * 7 / 30))
+
+    def apply(self, event: dict) -> None:
+        product = event["product_id"]
+        if event["event_type"] == "ORDER_CREATED":
+            location, change = LOCATIONS.get(event.get("sales_channel") or "", UNASSIGNED), -event["quantity"]
+        else:
+            location, change = LOCATIONS.get(event.get("warehouse") or "", UNASSIGNED), event["quantity_change"]
+        places = self.stock.setdefault(product, {})
+        before, point_before = places.get(location, 0), self.point(product, location)
+        places[location] = before + change
+        self.sold[(product, location)] += max(-change, 0) if event["event_type"] == "ORDER_CREATED" else 0
+        after, point = places[location], self.point(product, location)
+        key = (product, location)
+        if key not in self.low and before > point_before and after <= point:
+            self.low.add(key)
+            per_case = 12 if BOTTLES[product] == 0.375 else 6
+            wanted = math.ceil(self.sold[key] * 21 / 30) - after
+            self.mails.append({"subject": f"Stock bas : {NAMES[product]} — {location}", "product": product,
+                               "stock": after, "point": point, "cases": max(1, math.ceil(wanted / per_case)),
+                               "per_case": per_case})
+        elif key in self.low and after > point:
+            self.low.discard(key)
+            self.mails.append({"subject": f"Réassort : {NAMES[product]} — {location}", "product": product})
+
+    def subjects(self) -> Counter:
+        return Counter(mail["subject"] for mail in self.mails)
+
+
+def send(pipeline: Pipeline, expected: Expected, events: list[dict]) -> None:
+    """Keyed by product: a product's events stay in order, as the shop's producers keep them."""
+    for event in events:
+        expected.apply(event)
+    pipeline.produce(events, keys=[str(e["product_id"]).encode() for e in events])
+
+
+def received(catcher: MailCatcher) -> Counter:
+    return Counter(str(mail["Subject"]) for mail in catcher.mails())
+
+
+def wait_for_mails(catcher: MailCatcher, expected: Expected, timeout: float = MAIL_SECONDS) -> None:
+    wait_until(lambda: received(catcher) == expected.subjects() or None, timeout,
+               f"the mails {dict(expected.subjects())} (received {dict(received(catcher))})")
+
+
+def wait_settled(workers: list[Worker], pipeline: Pipeline) -> None:
+    """Until the sales are committed and no owner of a stock value has a mail waiting in its outbox."""
+    def settled() -> bool:
+        return pipeline.lag() == 0 and all(value(scrape(w), "stock_mails_waiting") == 0 for w in workers)
+
+    wait_until(settled, MAIL_SECONDS, "lag 0 and no stock mail waiting")
+
+
+def assert_locations(worker: Worker, expected: Expected) -> None:
+    for product, places in expected.stock.items():
+        status, body = worker.get(f"/stock/{product}/")
+        assert status == 200, body
+        assert body["locations"] == {loc: n for loc, n in places.items()}, product
+        assert sum(body["locations"].values()) == body["stock"] == sum(places.values())
+
+
+def mail_env(port: int) -> dict[str, str]:
+    return {"ALERT_EMAIL_TO": "cave@caves-albert.test,chef@caves-albert.test",
+            "ALERT_EMAIL_FROM": "stock@caves-albert.test", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
+
+
+def test_one_mail_per_crossing_through_kill_9_and_a_30_s_smtp_outage(pipeline: Pipeline, start_worker,
+                                                                    tmp_path: Path):
+    port = free_port()
+    catcher = MailCatcher(tmp_path / "mails", port).start()
+    try:
+        expected = Expected()
+        worker = start_worker(**mail_env(port))
+        send(pipeline, expected, [
+            delivery(701, 30, "Entrepôt Lyon-Gerland"), delivery(701, 20, "Entrepôt Paris-Bercy"),
+            delivery(702, 40, "Entrepôt Bordeaux-Bacalan"), delivery(703, 60, "Entrepôt Paris-Bercy"),
+            order(701, 10, "Boutique Lyon"), order(701, 8, "Boutique Lyon"),  # Lyon 12: at its point
+            order(701, 2, "Boutique Lyon"),  # still low: no mail
+            order(701, 3, "E-com"), order(701, 1, "Marché de Noël"), delivery(702, 5, None),
+            order(702, 5, "Boutique Bordeaux"),
+        ])
+        assert [m["subject"] for m in expected.mails] == ["Stock bas : Château Test Lyon — Lyon"]
+        wait_for_mails(catcher, expected)
+        wait_settled([worker], pipeline)
+        worker.kill()  # kill -9 once the mail is marked sent: the restarted worker must not send it again
+        worker = start_worker(**mail_env(port))
+
+        catcher.stop()  # the SMTP outage starts
+        outage_started = time.monotonic()
+        send(pipeline, expected, [
+            delivery(701, 24, "Entrepôt Lyon-Gerland"),  # Lyon back above: Réassort
+            order(702, 20, "Boutique Bordeaux"), order(702, 9, "Boutique Bordeaux"),  # Bordeaux low
+            order(702, 1, "Boutique Bordeaux"),
+            order(703, 45, "E-com"), order(703, 4, "Boutique Paris"),  # Paris low, several cases
+        ])
+        assert len(expected.mails) == 4 and any(m["cases"] > 1 for m in expected.mails if "cases" in m)
+        wait_until(lambda: value(scrape(worker), "stock_mails_failed_tries_total") > 0, MAIL_SECONDS,
+                   "the worker to meet the SMTP outage")
+        worker.kill()  # kill -9 with mails decided and waiting for the mail server
+        worker = start_worker(**mail_env(port))
+        wait_until(lambda: value(scrape(worker), "stock_mails_failed_tries_total") > 0, MAIL_SECONDS,
+                   "the restarted worker to meet the SMTP outage")
+        assert received(catcher) == Counter({expected.mails[0]["subject"]: 1})  # nothing went during the outage
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))  # the outage lasts 30 s
+        catcher.start()  # the same port: the outage ends
+
+        wait_for_mails(catcher, expected)
+        wait_settled([worker], pipeline)
+        assert received(catcher) == expected.subjects()  # each exactly once, after both kills
+        assert_locations(worker, expected)
+        assert_mail_bodies(catcher, expected)
+    finally:
+        catcher.stop()
+
+
+def assert_mail_bodies(catcher: MailCatcher, expected: Expected) -> None:
+    by_subject = {str(mail["Subject"]): mail for mail in catcher.mails()}
+    for mail in expected.mails:
+        sent = by_subject[mail["subject"]]
+        assert sent["To"] == "cave@caves-albert.test, chef@caves-albert.test"
+        assert sent["From"] == "stock@caves-albert.test"
+        text = sent.get_content()
+        assert f"Produit : {mail['product']} " in text
+        if "cases" in mail:
+            assert f"Stock : {mail['stock']} bouteille" in text
+            assert f"Point de commande : {mail['point']} bouteilles" in text
+            assert "Jours de couverture : " in text
+            assert f"Commande suggérée : {mail['cases']} caisse" in text and f"de {mail['per_case']} bouteilles" in text
