@@ -12,10 +12,13 @@ mail waits there (the value's outbox) until it is known sent. This service, on e
 3. once the server accepted it, writes its mark to `<app>-mails-sent` and waits until the broker has it; the
    `mails_sent` agent then clears the entry from the value.
 
+Only the worker holding a product's partition sends its mails: ownership is checked before every try, so a mail
+queued before a rebalance is left to the new owner.
+
 The guarantee: a decided mail is sent at least once (it leaves the outbox only after its mark), and at most once
-except when a worker dies, or loses the product's partition, after the SMTP server accepted the mail and before
-its mark reached the broker (a fraction of a second per mail): the next owner then sends it again, with the same
-Message-ID. SMTP has no idempotency, so no design can close that window.
+except when a worker dies, or loses the product's partition, after its last ownership check and before the mark
+reached the broker, with the SMTP server having accepted the mail (a fraction of a second per mail): the next
+owner then sends it again, with the same Message-ID. SMTP has no idempotency, so no design can close that window.
 """
 
 from __future__ import annotations
@@ -44,6 +47,19 @@ QUEUE_BOUND = 100
 SMTP_RETRY = RetryPolicy(max_seconds=10.0, first_seconds=1.0)
 
 Ident = tuple[str, int]  # (product id, the entry's number in the product's value)
+
+
+class Disowned(Exception):
+    """The product's partition went to another worker since the mail was queued: the new owner sends it."""
+
+
+def owns(product_id: str) -> bool:
+    """Whether this worker holds the product's stock partition now (Faust's routing of table keys)."""
+    try:
+        owner = app.router.key_store(stock_table.name, product_id)
+    except Exception:  # no assignment yet, or being rebalanced
+        return False
+    return str(owner).rstrip("/") == str(app.conf.canonical_url).rstrip("/")
 
 
 class MarksLog:
@@ -117,6 +133,8 @@ class StockMailSender(Service):
             product_id, mail = await self.queue.get()
             try:
                 await self.deliver(product_id, mail)
+            except Disowned:
+                log.info("mail: product %s moved to another worker, which sends its mail", product_id)
             except SinkStopped:
                 return  # shutting down: the entry stays in the outbox
             finally:
@@ -126,6 +144,8 @@ class StockMailSender(Service):
         message = stock_mail(product_id, mail, self.zone, settings.app_id)
 
         async def attempt() -> None:
+            if not owns(product_id):  # checked before every try: an outage can outlast a rebalance
+                raise Disowned(product_id)
             await asyncio.to_thread(smtp.send, settings, message)
 
         await SMTP_RETRY.call("mail server", attempt, smtp.SMTP_ERRORS, reason="smtp",

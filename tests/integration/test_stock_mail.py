@@ -119,13 +119,24 @@ def mail_env(port: int) -> dict[str, str]:
             "ALERT_EMAIL_FROM": "stock@caves-albert.test", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
 
 
-def test_one_mail_per_crossing_through_kill_9_and_a_30_s_smtp_outage(pipeline: Pipeline, start_worker,
-                                                                    tmp_path: Path):
+def reassigned(worker: Worker, assignments_before: int) -> None:
+    """Until `worker` has been assigned partitions again since it had `assignments_before` (another worker left or
+    joined) and serves its views."""
+    worker._assignments_before = assignments_before
+    worker.wait_assigned()
+
+
+def failed_tries(workers: list[Worker]) -> float:
+    return sum(value(scrape(w), "stock_mails_failed_tries_total") for w in workers)
+
+
+def test_one_mail_per_crossing_through_two_workers_kill_9_a_restart_and_a_30_s_smtp_outage(
+        pipeline: Pipeline, start_worker, tmp_path: Path):
     port = free_port()
     catcher = MailCatcher(tmp_path / "mails", port).start()
     try:
         expected = Expected()
-        worker = start_worker(**mail_env(port))
+        first = start_worker(0, **mail_env(port))
         send(pipeline, expected, [
             delivery(701, 30, "Entrepôt Lyon-Gerland"), delivery(701, 20, "Entrepôt Paris-Bercy"),
             delivery(702, 40, "Entrepôt Bordeaux-Bacalan"), delivery(703, 60, "Entrepôt Paris-Bercy"),
@@ -136,10 +147,11 @@ def test_one_mail_per_crossing_through_kill_9_and_a_30_s_smtp_outage(pipeline: P
         ])
         assert [m["subject"] for m in expected.mails] == ["Stock bas : Château Test Lyon — Lyon"]
         wait_for_mails(catcher, expected)
-        wait_settled([worker], pipeline)
-        worker.kill()  # kill -9 once the mail is marked sent: the restarted worker must not send it again
-        worker = start_worker(**mail_env(port))
+        wait_settled([first], pipeline)
 
+        before = first._assignments()
+        second = start_worker(1, **mail_env(port))  # a rebalance: the partitions are shared from now on
+        reassigned(first, before)
         catcher.stop()  # the SMTP outage starts
         outage_started = time.monotonic()
         send(pipeline, expected, [
@@ -148,21 +160,22 @@ def test_one_mail_per_crossing_through_kill_9_and_a_30_s_smtp_outage(pipeline: P
             order(702, 1, "Boutique Bordeaux"),
             order(703, 45, "E-com"), order(703, 4, "Boutique Paris"),  # Paris low, several cases
         ])
-        assert len(expected.mails) == 4 and any(m["cases"] > 1 for m in expected.mails if "cases" in m)
-        wait_until(lambda: value(scrape(worker), "stock_mails_failed_tries_total") > 0, MAIL_SECONDS,
-                   "the worker to meet the SMTP outage")
-        worker.kill()  # kill -9 with mails decided and waiting for the mail server
-        worker = start_worker(**mail_env(port))
-        wait_until(lambda: value(scrape(worker), "stock_mails_failed_tries_total") > 0, MAIL_SECONDS,
-                   "the restarted worker to meet the SMTP outage")
+        assert len(expected.mails) == 4 and any(m.get("cases", 0) > 1 for m in expected.mails)
+        wait_until(lambda: failed_tries([first, second]) > 0, MAIL_SECONDS, "a worker to meet the SMTP outage")
+        before = second._assignments()
+        first.kill()  # kill -9 with mails decided and waiting: the second worker takes every partition over
+        reassigned(second, before)
+        before = second._assignments()
+        first = start_worker(0, **mail_env(port))  # the same worker back on its own state: a rebalance again
+        reassigned(second, before)
         assert received(catcher) == Counter({expected.mails[0]["subject"]: 1})  # nothing went during the outage
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))  # the outage lasts 30 s
-        catcher.start()  # the same port: the outage ends
+        catcher.start()  # on the same port: the outage ends
 
         wait_for_mails(catcher, expected)
-        wait_settled([worker], pipeline)
-        assert received(catcher) == expected.subjects()  # each exactly once, after both kills
-        assert_locations(worker, expected)
+        wait_settled([first, second], pipeline)
+        assert received(catcher) == expected.subjects()  # each exactly once
+        assert_locations(first, expected)
         assert_mail_bodies(catcher, expected)
     finally:
         catcher.stop()
