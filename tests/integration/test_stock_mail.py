@@ -8,13 +8,19 @@ reorder point = max(12, sold over 30 days / 30 x 7), suggested order covering 21
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from caves_faust import french
 from caves_faust.devstack.mailcatcher import MailCatcher
 from caves_faust.devstack.process import free_port
+from tests.corpus import INVALID_CASES
 from tests.harness import Pipeline, Worker, wait_until
 from tests.integration.test_observability import scrape, value
 
@@ -22,19 +28,22 @@ from tests.integration.test_observability import scrape, value
 LOCATIONS = {"E-com": "Paris", "Boutique Paris": "Paris", "Boutique Lyon": "Lyon", "Boutique Bordeaux": "Bordeaux",
              "Entrepôt Paris-Bercy": "Paris", "Entrepôt Lyon-Gerland": "Lyon", "Entrepôt Bordeaux-Bacalan": "Bordeaux"}
 UNASSIGNED = "non affecté"
-NAMES = {701: "Château Test Lyon", 702: "Demi Test Bordeaux", 703: "Cuvée Test Paris"}
-BOTTLES = {701: 0.75, 702: 0.375, 703: 0.75}
+NAMES = {701: "Château Test Lyon", 702: "Demi Test Bordeaux", 703: "Cuvée Test Paris", 704: "Vin Test Semaine"}
+BOTTLES = {701: 0.75, 702: 0.375, 703: 0.75, 704: 0.75}
+PARIS = ZoneInfo("Europe/Paris")
+DIGEST = "Bilan du "
 OUTAGE_SECONDS = 30
 MAIL_SECONDS = 90
 
 _numbers = iter(range(1, 10_000))
+LAST_WEEK = (datetime.now(PARIS) - timedelta(days=7)).isoformat()
 
 
-def order(product: int, quantity: int, channel: str) -> dict:
+def order(product: int, quantity: int, channel: str, **extra: object) -> dict:
     n = next(_numbers)
     return {"event_type": "ORDER_CREATED", "order_line_id": f"mail-{n}", "customer_id": n, "product_id": product,
             "quantity": quantity, "unit_price": 9.5, "total_price": 9.5 * quantity, "product_name": NAMES[product],
-            "bottle_size_liters": BOTTLES[product], "sales_channel": channel}
+            "bottle_size_liters": BOTTLES[product], "sales_channel": channel, **extra}
 
 
 def delivery(product: int, change: int, warehouse: str | None) -> dict:
@@ -48,6 +57,7 @@ class Expected:
     """The corpus recomputed: stock per (product, location), and the mails the crossings call for, in order."""
 
     stock: dict[int, dict[str, int]] = field(default_factory=dict)
+    orders: list[dict] = field(default_factory=list)
     sold: Counter = field(default_factory=Counter)
     low: set[tuple[int, str]] = field(default_factory=set)
     mails: list[dict] = field(default_factory=list)
@@ -58,6 +68,7 @@ class Expected:
     def apply(self, event: dict) -> None:
         product = event["product_id"]
         if event["event_type"] == "ORDER_CREATED":
+            self.orders.append(event)
             location, change = LOCATIONS.get(event.get("sales_channel") or "", UNASSIGNED), -event["quantity"]
         else:
             location, change = LOCATIONS.get(event.get("warehouse") or "", UNASSIGNED), event["quantity_change"]
@@ -90,7 +101,12 @@ def send(pipeline: Pipeline, expected: Expected, events: list[dict]) -> None:
 
 
 def received(catcher: MailCatcher) -> Counter:
-    return Counter(str(mail["Subject"]) for mail in catcher.mails())
+    """The stock mails' subjects received."""
+    return Counter(str(mail["Subject"]) for mail in catcher.mails() if not str(mail["Subject"]).startswith(DIGEST))
+
+
+def digests(catcher: MailCatcher) -> list[str]:
+    return [str(mail["Subject"]) for mail in catcher.mails() if str(mail["Subject"]).startswith(DIGEST)]
 
 
 def wait_for_mails(catcher: MailCatcher, expected: Expected, timeout: float = MAIL_SECONDS) -> None:
@@ -116,7 +132,8 @@ def assert_locations(worker: Worker, expected: Expected) -> None:
 
 def mail_env(port: int) -> dict[str, str]:
     return {"ALERT_EMAIL_TO": "cave@caves-albert.test,chef@caves-albert.test",
-            "ALERT_EMAIL_FROM": "stock@caves-albert.test", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)}
+            "ALERT_EMAIL_FROM": "stock@caves-albert.test", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+            "DIGEST_TIME": "00:00"}  # due all day: the leader sends today's digest at once, and only once
 
 
 def reassigned(worker: Worker, assignments_before: int) -> None:
@@ -144,9 +161,14 @@ def test_one_mail_per_crossing_through_two_workers_kill_9_a_restart_and_a_30_s_s
             order(701, 2, "Boutique Lyon"),  # still low: no mail
             order(701, 3, "E-com"), order(701, 1, "Marché de Noël"), delivery(702, 5, None),
             order(702, 5, "Boutique Bordeaux"),
+            # Sold on the same weekday last week (event time), streamed today: the digest's comparison.
+            delivery(704, 100, "Entrepôt Paris-Bercy"), order(704, 3, "E-com", event_timestamp=LAST_WEEK),
+            order(704, 2, "Boutique Paris", event_timestamp=LAST_WEEK),
         ])
+        pipeline.produce([case.payload for case in INVALID_CASES[:4]])
         assert [m["subject"] for m in expected.mails] == ["Stock bas : Château Test Lyon — Lyon"]
         wait_for_mails(catcher, expected)
+        wait_until(lambda: digests(catcher) or None, MAIL_SECONDS, "the leader's digest")
         wait_settled([first], pipeline)
 
         before = first._assignments()
@@ -177,6 +199,10 @@ def test_one_mail_per_crossing_through_two_workers_kill_9_a_restart_and_a_30_s_s
         assert received(catcher) == expected.subjects()  # each exactly once
         assert_locations(first, expected)
         assert_mail_bodies(catcher, expected)
+        wait_until(lambda: any("was already sent" in w.log_text() for w in (first, second)), MAIL_SECONDS,
+                   "a leader to find today's digest sent after the kill and the restart")
+        assert len(digests(catcher)) == 1
+        assert_digest_preview(pipeline, expected, port, tmp_path)
     finally:
         catcher.stop()
 
@@ -194,3 +220,34 @@ def assert_mail_bodies(catcher: MailCatcher, expected: Expected) -> None:
             assert f"Point de commande : {mail['point']} bouteilles" in text
             assert "Jours de couverture : " in text
             assert f"Commande suggérée : {mail['cases']} caisse" in text and f"de {mail['per_case']} bouteilles" in text
+
+
+def assert_digest_preview(pipeline: Pipeline, expected: Expected, port: int, tmp_path: Path) -> None:
+    """`digest --preview`: the day's figures, best sellers, low stock and dead letters recomputed from the corpus."""
+    env = {**pipeline.env(free_port(), tmp_path / "digest-data"), **mail_env(port)}
+    done = subprocess.run([sys.executable, "-m", "caves_faust", "digest", "--preview"], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = done.stdout
+    today = [o for o in expected.orders if "event_timestamp" not in o]
+    last_week = [o for o in expected.orders if "event_timestamp" in o]
+    revenue, before = sum(o["total_price"] for o in today), sum(o["total_price"] for o in last_week)
+    assert f"Chiffre d'affaires : {french.euros(revenue)} " in shown, shown
+    assert f"semaine dernière : {french.euros(before)}" in shown
+    assert f"Commandes : {len(today)} " in shown and f"semaine dernière : {len(last_week)}" in shown
+    assert f"Bouteilles : {sum(o['quantity'] for o in today)} " in shown
+    bottles: Counter = Counter()
+    for o in today:
+        bottles[o["product_id"]] += o["quantity"]
+    best = sorted(bottles, key=lambda p: (-bottles[p], p))[:5]
+    assert [line.split(". ", 1)[1].split(" (")[0] for line in shown.splitlines() if line[:4].strip()[:1].isdigit()
+            and ". " in line] == [NAMES[p] for p in best]
+    for product, places in expected.stock.items():
+        for location, stock in places.items():
+            point = expected.point(product, location)
+            line = f"{NAMES[product]} ({product}) — {location} : stock {stock}, point de commande {point}"
+            assert (line in shown) == (stock <= point), line
+    letters = Counter(case.error_type for case in INVALID_CASES[:4])
+    for kind, count in letters.items():
+        assert f"  {kind} : {count}" in shown
+    assert "Chiffres complets jusqu'à " in shown

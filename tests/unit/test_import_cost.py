@@ -35,4 +35,4 @@ def test_the_app_faust_finds_has_every_agent_table_view_and_command_registered()
     # Names of their own, not of modules: the consumer group, topics and changelogs stay those a worker of the
     # earlier layout left.
     assert done.stdout.strip() == ("['mails_sent', 'sales_intake', 'stock_tables'] ['product_window', 'stock'] "
-                                   "['audit', 'dlq', 'elt', 'generate'] True True")
+                                   "['audit', 'digest', 'dlq', 'elt', 'generate'] True True")
