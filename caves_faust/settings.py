@@ -126,6 +126,11 @@ def _locations(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs.items())
 
 
+def default_location_of() -> dict[str, str]:
+    """The default STOCK_LOCATIONS as name -> location (what the generator's channels and warehouses keep to)."""
+    return dict(_locations(DEFAULT_STOCK_LOCATIONS))
+
+
 def _addresses(text: str) -> tuple[str, ...]:
     """A comma-separated list of mail addresses (empty: none)."""
     addresses = tuple(a.strip() for a in text.split(",") if a.strip())
