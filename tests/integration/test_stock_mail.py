@@ -203,6 +203,7 @@ def test_one_mail_per_crossing_through_two_workers_kill_9_a_restart_and_a_30_s_s
                    "a leader to find today's digest sent after the kill and the restart")
         assert len(digests(catcher)) == 1
         assert_digest_preview(pipeline, expected, port, tmp_path)
+        assert_warehouse_locations(pipeline, expected)
     finally:
         catcher.stop()
 
@@ -251,3 +252,13 @@ def assert_digest_preview(pipeline: Pipeline, expected: Expected, port: int, tmp
     for kind, count in letters.items():
         assert f"  {kind} : {count}" in shown
     assert "Chiffres complets jusqu'à " in shown
+
+
+def assert_warehouse_locations(pipeline: Pipeline, expected: Expected) -> None:
+    """`elt` builds PROD.INVENTORY_BY_LOCATION: the same stock per (product, location), reorder points included."""
+    built = pipeline.elt()
+    assert built.returncode == 0, built.stdout + built.stderr
+    rows = pipeline.query("SELECT PRODUCT_ID, LOCATION, STOCK, REORDER_POINT FROM PROD.INVENTORY_BY_LOCATION")
+    assert {(int(p), loc): (int(s), int(r)) for p, loc, s, r in rows} == {
+        (product, location): (stock, expected.point(product, location))
+        for product, places in expected.stock.items() for location, stock in places.items()}
