@@ -41,6 +41,7 @@ digests_sent_topic = app.topic(
 
 async def sent_days() -> set[str]:
     """The shop days (ISO dates) whose digest is marked sent."""
+    await digests_sent_topic.maybe_declare()  # only written to, so Faust does not create it at start
     tp = TopicPartition(digests_sent_topic.get_topic_name(), 0)
     async with group_less_consumer(settings.kafka_bootstrap) as consumer:
         return {record.key.decode() async for record in records(consumer, tp) if record.key}
@@ -86,6 +87,7 @@ def due(now: datetime, digest_time: str) -> bool:
 
 
 already_told: set[str] = set()  # the days this worker logged as already sent (once each)
+sent_here: dict[str, str] = {}  # day -> subject of the digest this worker sent, its mark maybe not written yet
 
 if settings.digest_time and settings.mail_on:
     @app.timer(CHECK_SECONDS)
@@ -96,17 +98,19 @@ if settings.digest_time and settings.mail_on:
             return
         day = now.date().isoformat()
         try:
-            if day in await sent_days():
-                if day not in already_told:
-                    already_told.add(day)
-                    log.info("digest: today's (%s) was already sent", day)
-                return
-            subject = await SMTP_RETRY.call("mail server (digest)", lambda: send_now(now), smtp.SMTP_ERRORS,
-                                            reason="smtp", stopping=lambda: app.should_stop,
-                                            counted=lambda reason: metrics.mails_failing.inc())
-            delivery = await digests_sent_topic.send(key=day.encode(), value=subject.encode())
-            await delivery
+            if day not in sent_here:
+                if day in await sent_days():
+                    if day not in already_told:
+                        already_told.add(day)
+                        log.info("digest: today's (%s) was already sent", day)
+                    return
+                sent_here[day] = await SMTP_RETRY.call(
+                    "mail server (digest)", lambda: send_now(now), smtp.SMTP_ERRORS, reason="smtp",
+                    stopping=lambda: app.should_stop, counted=lambda reason: metrics.mails_failing.inc())
+                log.info("digest: %r sent to %d recipient(s)", sent_here[day], len(settings.alert_email_to))
+            if day not in already_told:  # sent here: the mark until it is written (the mail is not sent again)
+                delivery = await digests_sent_topic.send(key=day.encode(), value=sent_here[day].encode())
+                await delivery
+                already_told.add(day)
         except Exception as exc:  # Kafka or Snowflake away, or stopping: the next check tries again
-            log.warning("digest: not sent yet: %s", one_line(exc))
-            return
-        log.info("digest: %r sent to %d recipient(s)", subject, len(settings.alert_email_to))
+            log.warning("digest: not sent or not marked yet: %s", one_line(exc))

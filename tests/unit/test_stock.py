@@ -11,6 +11,7 @@ from caves_faust.stock.tables import (
     apply_to_stock,
     apply_to_window,
     by_window,
+    mails_sent_topic,
     stock_movements_topic,
     stock_table,
     stock_tables,
@@ -77,3 +78,6 @@ async def test_the_stock_agent_fills_both_tables_and_ignores_the_replay():
 def test_movements_are_keyed_like_the_tables_so_lookups_route_to_the_owner():
     for table in (stock_table, window_table.table):
         assert stock_movements_topic.prepare_key("1015", None) == table.changelog_topic.prepare_key("1015", None)
+    # The mails-sent marks too: the agent clearing an outbox writes the value on its own partition.
+    assert mails_sent_topic.prepare_key("1015", None) == stock_table.changelog_topic.prepare_key("1015", None)
+    assert mails_sent_topic.partitions == stock_movements_topic.partitions == stock_table.partitions
