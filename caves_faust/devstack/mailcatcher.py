@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class _Keeper:
@@ -31,16 +32,24 @@ class _Keeper:
 
 
 class MailCatcher:
-    """An SMTP server on host:port keeping mails under `folder`; stop and start it again to play an outage."""
+    """An SMTP server on host:port keeping mails under `folder`; stop and start it again to play an outage. It takes
+    any login (without TLS: it is local) and remembers the user names, never the passwords."""
 
     def __init__(self, folder: Path, port: int, host: str = "127.0.0.1") -> None:
         self.folder, self.port, self.host = folder, port, host
         self.keeper = _Keeper(folder)
         self.controller: Controller | None = None
+        self.logins: list[str] = []
+
+    def _any_login(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            self.logins.append(auth_data.login.decode(errors="replace"))
+        return AuthResult(success=True)
 
     def start(self) -> "MailCatcher":
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.controller = Controller(self.keeper, hostname=self.host, port=self.port)
+        self.controller = Controller(self.keeper, hostname=self.host, port=self.port,
+                                     authenticator=self._any_login, auth_require_tls=False)
         self.controller.start()
         return self
 

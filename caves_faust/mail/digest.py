@@ -39,9 +39,14 @@ digests_sent_topic = app.topic(
 )
 
 
+declared: list[bool] = []  # the marks topic was declared by this process
+
+
 async def sent_days() -> set[str]:
     """The shop days (ISO dates) whose digest is marked sent."""
-    await digests_sent_topic.maybe_declare()  # only written to, so Faust does not create it at start
+    if not declared:  # only written to, so Faust does not create it at start; once per process (it logs)
+        await digests_sent_topic.maybe_declare()
+        declared.append(True)
     tp = TopicPartition(digests_sent_topic.get_topic_name(), 0)
     async with group_less_consumer(settings.kafka_bootstrap) as consumer:
         return {record.key.decode() async for record in records(consumer, tp) if record.key}

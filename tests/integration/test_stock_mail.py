@@ -32,6 +32,7 @@ NAMES = {701: "Château Test Lyon", 702: "Demi Test Bordeaux", 703: "Cuvée Test
 BOTTLES = {701: 0.75, 702: 0.375, 703: 0.75, 704: 0.75}
 PARIS = ZoneInfo("Europe/Paris")
 DIGEST = "Bilan du "
+SMTP_PASSWORD = "s3cr3t-CANARY-smtp"
 OUTAGE_SECONDS = 30
 MAIL_SECONDS = 90
 
@@ -133,6 +134,7 @@ def assert_locations(worker: Worker, expected: Expected) -> None:
 def mail_env(port: int) -> dict[str, str]:
     return {"ALERT_EMAIL_TO": "cave@caves-albert.test,chef@caves-albert.test",
             "ALERT_EMAIL_FROM": "stock@caves-albert.test", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+            "SMTP_USER": "cave", "SMTP_PASSWORD": SMTP_PASSWORD,
             "DIGEST_TIME": "00:00"}  # due all day: the leader sends today's digest at once, and only once
 
 
@@ -204,6 +206,9 @@ def test_one_mail_per_crossing_through_two_workers_kill_9_a_restart_and_a_30_s_s
         assert len(digests(catcher)) == 1
         assert_digest_preview(pipeline, expected, port, tmp_path)
         assert_warehouse_locations(pipeline, expected)
+        assert set(catcher.logins) == {"cave"}  # every mail after a login
+        for worker in (first, second):
+            assert SMTP_PASSWORD not in worker.log_text()
     finally:
         catcher.stop()
 

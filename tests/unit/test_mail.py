@@ -60,3 +60,16 @@ def test_an_unreachable_smtp_server_is_an_smtp_error():
                               "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port())})
     with pytest.raises(smtp.SMTP_ERRORS):
         smtp.send(settings, stock_mail("1015", LOW, PARIS, "caves"))
+
+
+def test_with_smtp_user_the_mail_goes_after_a_login(tmp_path):
+    port = free_port()
+    settings = load_settings({"ALERT_EMAIL_TO": "a@cave.test", "ALERT_EMAIL_FROM": "stock@cave.test",
+                              "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_USER": "cave",
+                              "SMTP_PASSWORD": "s3cr3t"})
+    catcher = MailCatcher(tmp_path, port).start()
+    try:
+        smtp.send(settings, stock_mail("1015", LOW, PARIS, "caves"))
+    finally:
+        catcher.stop()
+    assert catcher.logins == ["cave"] and len(catcher.mails()) == 1
