@@ -75,7 +75,8 @@ def at_locations(current: ProductStock, fresh: Iterable[Movement], places: Mappi
         if movement.units_sold:
             key = today.isoformat()
             daily[key] = daily.get(key, 0) + movement.units_sold
-        oldest = (today - timedelta(days=PACE_DAYS)).isoformat()
+        # Days the pace can no longer count, whatever the order of event times: before the newest day's window.
+        oldest = (date.fromisoformat(max(daily, default=today.isoformat())) - timedelta(days=PACE_DAYS)).isoformat()
         sold[location] = {day: units for day, units in daily.items() if day > oldest}
         units = sold_over_pace_window(sold[location], today)
         point = placing.rules.reorder_point(units)

@@ -96,3 +96,12 @@ def test_the_default_mapping_places_every_default_channel_and_warehouse():
     assert {placing.location(n) for n in ("E-com", "Boutique Paris", "Entrepôt Paris-Bercy")} == {"Paris"}
     assert placing.location("Boutique Lyon") == placing.location("Entrepôt Lyon-Gerland") == "Lyon"
     assert placing.location(None) == placing.location("Marseille") == UNASSIGNED_LOCATION
+
+
+def test_the_days_kept_for_the_pace_are_the_newest_days_window_whatever_the_order_of_event_times():
+    day = 86_400
+    fresh = [Movement(i, NOON - (i % 45) * day, -1, 1, 0.0, 1) for i in range(90)]  # event times going back and forth
+    value = at_locations(ProductStock.empty(), fresh, dict.fromkeys(range(90), "E-com"), PLACING, None, None,
+                         -90, {"0": 89})
+    assert sorted(value.sold["Paris"]) == [datetime.fromtimestamp(NOON - d * day, PARIS).date().isoformat()
+                                           for d in range(29, -1, -1)]
