@@ -115,6 +115,8 @@ class StockMailSender(Service):
         await self.marks.catch_up(self.consumer)
         waiting = 0
         for product_id, value in list(stock_table.items()):
+            if value.outbox and not owns(product_id):
+                continue  # a standby copy (the memory store lists them): its owner sends
             for mail in value.outbox:
                 ident = (product_id, mail["number"])
                 if ident in self.marks.sent:
