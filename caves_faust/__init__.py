@@ -18,6 +18,8 @@ WORKER_MODULES = (
     "caves_faust.intake.lag",
     "caves_faust.stock.views",
     "caves_faust.stock.levels",
+    "caves_faust.mail.outbox",
+    "caves_faust.mail.digest",
     "caves_faust.elt.schedule",
     "caves_faust.elt.command",
     "caves_faust.generator.command",

@@ -105,6 +105,67 @@ def _store_url(text: str) -> str:
     return text
 
 
+# Where stock stands when its sales channel or warehouse is missing or not in STOCK_LOCATIONS.
+UNASSIGNED_LOCATION = "non affecté"
+DEFAULT_STOCK_LOCATIONS = ("E-com=Paris;Boutique Paris=Paris;Boutique Lyon=Lyon;Boutique Bordeaux=Bordeaux;"
+                           "Entrepôt Paris-Bercy=Paris;Entrepôt Lyon-Gerland=Lyon;Entrepôt Bordeaux-Bacalan=Bordeaux")
+
+
+def _locations(text: str) -> tuple[tuple[str, str], ...]:
+    """`name=location;...` as (name, location) pairs: a sales channel or warehouse name, once, to a location."""
+    pairs: dict[str, str] = {}
+    for item in (i.strip() for i in text.split(";")):
+        if not item:
+            continue
+        name, equals, location = (part.strip() for part in item.partition("="))
+        if not equals or not name or not location:
+            raise ValueError(f"{item!r} is not name=location (e.g. Boutique Lyon=Lyon)")
+        if name in pairs:
+            raise ValueError(f"{name!r} is mapped twice")
+        pairs[name] = location
+    return tuple(pairs.items())
+
+
+def default_location_of() -> dict[str, str]:
+    """The default STOCK_LOCATIONS as name -> location (what the generator's channels and warehouses keep to)."""
+    return dict(_locations(DEFAULT_STOCK_LOCATIONS))
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    """A comma-separated list of mail addresses (empty: none)."""
+    addresses = tuple(a.strip() for a in text.split(",") if a.strip())
+    for address in addresses:
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or " " in address:
+            raise ValueError(f"{address!r} is not a mail address")
+    return addresses
+
+
+def _one_address(text: str) -> bool:
+    try:
+        return len(_addresses(text)) == 1
+    except ValueError:
+        return False
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("must be true or false")
+    return lowered in ("true", "1", "yes")
+
+
+def _clock_time(text: str) -> str:
+    """HH:MM on a 24-hour clock, or empty (off)."""
+    if not text:
+        return ""
+    hours, colon, minutes = text.partition(":")
+    if not (colon and hours.isdigit() and minutes.isdigit() and len(minutes) == 2
+            and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError("must be HH:MM (24-hour clock), or empty for none")
+    return f"{int(hours):02d}:{minutes}"
+
+
 def _setting(env: str, default: str | None, parse: Callable[[str], T] = str) -> T:  # type: ignore[assignment]
     return field(default=None, metadata={"env": env, "default": default, "parse": parse})  # type: ignore[return-value]
 
@@ -128,6 +189,22 @@ class Settings:
     # Stock tables
     stock_window_seconds: float = _setting("STOCK_WINDOW_SECONDS", "60", _positive_float)
     stock_window_expires_seconds: float = _setting("STOCK_WINDOW_EXPIRES_SECONDS", "3600", _positive_float)
+    # Stock per location: a sales channel (orders) or warehouse (adjustments) name to its location.
+    stock_locations: tuple[tuple[str, str], ...] = _setting("STOCK_LOCATIONS", DEFAULT_STOCK_LOCATIONS, _locations)
+    # Reorder point per (product, location): the larger of this and the bottles sold there over 30 days / 30 x
+    # STOCK_LEAD_DAYS; a suggested order covers STOCK_COVER_DAYS at that pace.
+    stock_reorder_min_bottles: int = _setting("STOCK_REORDER_MIN_BOTTLES", "12", _positive_int)
+    stock_lead_days: int = _setting("STOCK_LEAD_DAYS", "7", _positive_int)
+    stock_cover_days: int = _setting("STOCK_COVER_DAYS", "21", _positive_int)
+    # Low-stock mails and the closing-time digest (no recipient: no mail).
+    alert_email_to: tuple[str, ...] = _setting("ALERT_EMAIL_TO", "", _addresses)
+    alert_email_from: str = _setting("ALERT_EMAIL_FROM", "")
+    smtp_host: str = _setting("SMTP_HOST", "localhost")
+    smtp_port: int = _setting("SMTP_PORT", "25", _port)
+    smtp_user: str = _setting("SMTP_USER", "")
+    smtp_password: Secret = _setting("SMTP_PASSWORD", "", Secret)
+    smtp_starttls: bool = _setting("SMTP_STARTTLS", "false", _boolean)
+    digest_time: str = _setting("DIGEST_TIME", "20:00", _clock_time)
     stats_log_seconds: float = _setting("STATS_LOG_SECONDS", "10", _positive_float)
     # Snowflake sink
     sink_flush_seconds: float = _setting("SINK_FLUSH_SECONDS", "1", _positive_float)
@@ -193,6 +270,15 @@ class Settings:
     def embedded_snowflake(self) -> bool:
         return not self.snowflake_account
 
+    @property
+    def location_of(self) -> dict[str, str]:
+        """Sales channel or warehouse name -> location (others: UNASSIGNED_LOCATION)."""
+        return dict(self.stock_locations)
+
+    @property
+    def mail_on(self) -> bool:
+        return bool(self.alert_email_to)
+
     def __post_init__(self) -> None:
         if not self.sink_mode:
             password_only = self.snowflake_account and not self.snowflake_private_key_file
@@ -206,6 +292,11 @@ class Settings:
             raise SettingsError(
                 "SNOWFLAKE_PRIVATE_KEY_FILE", "", "SINK_MODE=streaming on a real account needs key-pair authentication"
             )
+        if self.alert_email_to and not _one_address(self.alert_email_from):
+            raise SettingsError("ALERT_EMAIL_FROM", self.alert_email_from,
+                                "ALERT_EMAIL_TO is set: the mails need one sender address")
+        if self.smtp_password and not self.smtp_user:
+            raise SettingsError("SMTP_USER", "", "SMTP_PASSWORD is set: the login needs a user too")
         if self.snowflake_account and not (self.snowflake_password or self.snowflake_private_key_file):
             raise SettingsError(
                 "SNOWFLAKE_PASSWORD", "", "a real account needs SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_FILE"

@@ -1,47 +1,13 @@
-"""Figures as a French shop writes them: `1 234,50 €`, `+12,5 %`, `01/12/2026`, `01/12/2026 14:05`.
-
-By hand rather than through `locale`: the fr_FR locale is often not installed (containers, CI), and a page must
-not depend on it. Thousands are grouped with a narrow no-break space and the euro sign follows a no-break space,
-as the French typographic rules (and CLDR's fr locale) want.
-"""
+"""The shop's French figures (`caves_faust.french`, shared with the worker's mails) and their chart-axis forms."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from caves_faust.french import NBSP, THOUSANDS, change, day, euros, moment, number
 
-THOUSANDS = "\u202f"  # narrow no-break space
-NBSP = "\u00a0"
+__all__ = ["NBSP", "THOUSANDS", "change", "day", "euros", "moment", "number",
+           "EUROS_AXIS", "NUMBER_AXIS", "DAY_AXIS"]
 
-
-def number(value: float, decimals: int = 0) -> str:
-    text = f"{value:,.{decimals}f}"  # 1,234.50
-    return text.replace(",", THOUSANDS).replace(".", ",")
-
-
-def euros(value: float, decimals: int = 2) -> str:
-    return f"{number(value, decimals)}{NBSP}€"
-
-
-def change(current: float, previous: float) -> str | None:
-    """The change against the period before, in percent; None when there was nothing before to compare with."""
-    if not previous:
-        return None
-    return f"{'+' if current >= previous else ''}{number(100 * (current - previous) / previous, 1)}{NBSP}%"
-
-
-def day(value: date) -> str:
-    return value.strftime("%d/%m/%Y")
-
-
-def moment(value: datetime, zone: ZoneInfo) -> str:
-    """A point in time on the shop's clock (a naive value is taken as UTC, as Snowflake's TIMESTAMP_NTZ)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo("UTC"))
-    return value.astimezone(zone).strftime("%d/%m/%Y %H:%M")
-
-
-# Vega expressions for chart axes: the same figures in the browser, where the Python above does not run.
+# Vega expressions for chart axes: the same figures in the browser, where Python does not run.
 EUROS_AXIS = "replace(format(datum.value, ',.0f'), /,/g, '\u202f') + '\u00a0€'"
 NUMBER_AXIS = "replace(format(datum.value, ',.0f'), /,/g, '\u202f')"
 DAY_AXIS = "timeFormat(datum.value, '%d/%m')"

@@ -60,6 +60,13 @@ def stock() -> dict[int, int]:
     return {int(item["product_id"]): int(item["stock"]) for item in products if str(item["product_id"]).isdigit()}
 
 
+def locations() -> dict[int, dict[str, int]]:
+    """Bottles on hand per product id and location, as the worker counts them now."""
+    products = _get("/stock/")["products"]
+    return {int(item["product_id"]): {str(k): int(v) for k, v in item.get("locations", {}).items()}
+            for item in products if str(item["product_id"]).isdigit()}
+
+
 def product(product_id: int) -> dict[str, Any] | None:
     """One product's live stock and current window, or None when the worker has never seen it."""
     return _get(f"/stock/{product_id}/")

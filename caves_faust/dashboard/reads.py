@@ -35,6 +35,11 @@ def inventory_status() -> pd.DataFrame:
     return read(f"SELECT PRODUCT_ID, PRODUCT_NAME, STOCK, UNITS_SOLD_LAST_7_DAYS FROM {PROD}.INVENTORY_STATUS")
 
 
+def inventory_by_location() -> pd.DataFrame:
+    """Per (product, location): the warehouse's stock and reorder point."""
+    return read(f"SELECT PRODUCT_ID, LOCATION, STOCK, REORDER_POINT FROM {PROD}.INVENTORY_BY_LOCATION")
+
+
 def customer_metrics() -> pd.DataFrame:
     return read(f"SELECT CUSTOMER_ID, ORDERS, REVENUE, FIRST_ORDER_AT, LAST_ORDER_AT FROM {PROD}.CUSTOMER_METRICS")
 

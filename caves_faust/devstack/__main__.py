@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
 import time
 
 from caves_faust.devstack import DevstackError, LocalKafka, local_services
-from caves_faust.settings import Settings, load_settings
+from caves_faust.devstack.mailcatcher import MailCatcher
+from caves_faust.devstack.process import free_port
+from caves_faust.settings import Settings, is_set, load_settings
+
+DEMO_RECIPIENT = "cave@caves-albert.local"
+DEMO_SENDER = "stock@caves-albert.local"
 
 
 def up(settings: Settings) -> list:
@@ -42,9 +48,10 @@ def status(settings: Settings) -> None:
 def demo(settings: Settings) -> None:
     """The whole product in the foreground: stack, worker, generator, dashboard. Ctrl-C stops what this started."""
     started = up(settings)
+    catcher, worker_env = mail_catcher(settings)
     faust = [sys.executable, "-m", "caves_faust"]
     children = [
-        subprocess.Popen([*faust, "worker", "-l", "info"]),
+        subprocess.Popen([*faust, "worker", "-l", "info"], env=worker_env),
         subprocess.Popen([*faust, "generate", "--rate", "20", "--invalid-ratio", "0.02"]),
         subprocess.Popen([sys.executable, "-m", "caves_faust.dashboard"], stdout=subprocess.DEVNULL),
     ]
@@ -55,7 +62,10 @@ def demo(settings: Settings) -> None:
         f"\ncaves_faust demo running:\n  worker UI  {web}/\n  stock      {web}/stock/\n"
         f"  tables     {web}/table/\n  metrics    {web}/metrics\n"
         f"  dashboard  http://localhost:{settings.dashboard_port}/\n"
-        f"  warehouse  {builds} (docs/warehouse-layers.md)\nCtrl-C stops everything this started.\n",
+        f"  warehouse  {builds} (docs/warehouse-layers.md)\n"
+        f"  mails      {catcher.folder if catcher else 'sent to SMTP_HOST, as configured'}"
+        f"{' (one .eml file per mail: low stock, restock, the digest)' if catcher else ''}\n"
+        "Ctrl-C stops everything this started.\n",
         flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -70,9 +80,21 @@ def demo(settings: Settings) -> None:
                 child.send_signal(signal.SIGTERM)
         for child in children:
             child.wait()
+        if catcher is not None:
+            catcher.stop()
         for service in reversed(started):
             service.stop()
             print(f"{service.name}: stopped")
+
+
+def mail_catcher(settings: Settings) -> tuple[MailCatcher | None, dict[str, str]]:
+    """Unless mails are configured (ALERT_EMAIL_TO), a local mail catcher and the worker's environment pointing
+    at it; else none and the environment as it is."""
+    if is_set("ALERT_EMAIL_TO"):
+        return None, dict(os.environ)
+    catcher = MailCatcher(settings.devstack_dir / "mails", free_port()).start()
+    return catcher, {**os.environ, "ALERT_EMAIL_TO": DEMO_RECIPIENT, "ALERT_EMAIL_FROM": DEMO_SENDER,
+                     "SMTP_HOST": catcher.host, "SMTP_PORT": str(catcher.port), "SMTP_STARTTLS": "false"}
 
 
 def main() -> None:

@@ -111,6 +111,13 @@ class BuildResult:
         return "\n".join(lines)
 
 
+def dbt_vars(settings: Settings) -> dict:
+    """The settings the models use: the shop's time zone, where stock is, the reorder rules."""
+    return {"shop_timezone": settings.shop_timezone, "stock_locations": settings.location_of,
+            "stock_reorder_min_bottles": settings.stock_reorder_min_bottles,
+            "stock_lead_days": settings.stock_lead_days}
+
+
 async def build(settings: Settings) -> BuildResult:
     """`dbt build` once, in a subprocess (never on the event loop); killed if the caller is cancelled."""
     started = time.monotonic()
@@ -120,7 +127,7 @@ async def build(settings: Settings) -> BuildResult:
         command = [
             sys.executable, "-m", "dbt.cli.main", "build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", work,
             "--target-path", str(Path(work, "target")), "--log-path", str(Path(work, "logs")),
-            "--vars", json.dumps({"shop_timezone": settings.shop_timezone}), "--no-use-colors", "--no-version-check",
+            "--vars", json.dumps(dbt_vars(settings)), "--no-use-colors", "--no-version-check",
         ]
         env = {**os.environ, **secrets, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         process = await asyncio.create_subprocess_exec(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import faust
 
@@ -69,15 +69,38 @@ class StockMovements(faust.Record, serializer="json", namespace=f"{NAMESPACE}.St
     product_id: str
     source_partition: int
     movements: List[Movement]
+    # Where each movement counts (aligned with `movements`): its order's sales channel or its adjustment's
+    # warehouse, as sent; a message written before locations (none) counts at UNASSIGNED_LOCATION. A list beside
+    # `movements` rather than a field of Movement: Faust decodes a NamedTuple by position, so an older message
+    # (six fields) could not decode into a seventh.
+    places: List[str] = []
+    # The product as its latest order in the batch names it (for the mails).
+    product_name: Optional[str] = None
+    bottle_size_liters: Optional[float] = None
     source_topic_id: Optional[str] = None  # which life of the sales topic (events.received.Received)
 
 
 class ProductStock(faust.Record, serializer="json", namespace=f"{NAMESPACE}.ProductStock"):
     """Running stock of one product, with the last source offset applied per source partition (keyed
-    `<topic id>:<partition>`, or `<partition>` alone when the broker gives no topic ids)."""
+    `<topic id>:<partition>`, or `<partition>` alone when the broker gives no topic ids).
+
+    With it, in the same value so that one changelog write changes them together (what makes each low-stock mail
+    decided once, whatever crashes): the stock per location (summing to `stock`), the bottles sold per location
+    and shop day over the last 30 days (the reorder points' pace), the locations whose `Stock bas` was decided and
+    no `Réassort` since, and the mails decided and not yet known sent (the outbox). A value written before these
+    fields decodes with them empty: its stock then counts at UNASSIGNED_LOCATION. Defaults are shared: never
+    change a value in place, build a new one.
+    """
 
     stock: int
     applied: Dict[str, int]
+    locations: Dict[str, int] = {}
+    sold: Dict[str, Dict[str, int]] = {}  # location -> shop day (ISO date) -> bottles sold
+    low: List[str] = []
+    outbox: List[Dict[str, Any]] = []
+    mails: int = 0  # mails decided so far: the next one's number
+    product_name: Optional[str] = None
+    bottle_size_liters: Optional[float] = None
 
     @classmethod
     def empty(cls) -> "ProductStock":

@@ -3,8 +3,10 @@
 Pure, no Kafka: an `EventGenerator` yields Kafka-ready messages (key = product id, value = UTF-8 JSON).
 Seeded, it yields the same messages every time, except `event_timestamp`, which is when each is made.
 The catalog does not depend on the seed: a product has the same name, category, price, bottle size and full
-shelf in every run, derived from its id alone. The valid events keep a stock (`cellar.py`): opening stock first,
-no sale of what is not on hand, restocking when low.
+shelf in every run, derived from its id alone. Its channels and warehouses are those of the default STOCK_LOCATIONS,
+and a product's full shelf is shared between the locations by their share of the sales. The valid events keep a
+stock per (product, location) (`catalogue.py`): opening stock first, no sale of what is not on hand where it is sold,
+restocking when low, each location from its own warehouse.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from faker import Faker
 
 from caves_faust.events.records import INVENTORY_ADJUSTED, ORDER_CREATED
 from caves_faust.generator.catalogue import CASE_SIZE, Cellar
+from caves_faust.settings import default_location_of
 
 LOCALE = "fr_FR"
 PRODUCT_IDS = range(1000, 1050)
@@ -32,6 +35,11 @@ DISCOUNT_RATES = (0.05, 0.10, 0.15, 0.20)
 ORDER_QUANTITY_WEIGHTS = {1: 35, 2: 25, 3: 12, 6: 20, 12: 8}
 SALES_CHANNEL_WEIGHTS = {"E-com": 40, "Boutique Paris": 30, "Boutique Lyon": 15, "Boutique Bordeaux": 15}
 WAREHOUSES = ("Entrepôt Paris-Bercy", "Entrepôt Lyon-Gerland", "Entrepôt Bordeaux-Bacalan")
+LOCATION_OF = default_location_of()  # every channel and warehouse above is in it (a unit test says so)
+WAREHOUSE_OF = {LOCATION_OF[warehouse]: warehouse for warehouse in WAREHOUSES}  # each location's supplier
+# A location's share of the sales, hence of a product's full shelf: Paris 70 %, Lyon 15 %, Bordeaux 15 %.
+LOCATION_SHARES = {location: sum(w for channel, w in SALES_CHANNEL_WEIGHTS.items() if LOCATION_OF[channel] == location)
+                   / sum(SALES_CHANNEL_WEIGHTS.values()) for location in WAREHOUSE_OF}
 REPLENISHMENT = "REPLENISHMENT"
 # A replenishment drawn while no product is on order becomes a correction or a spoilage.
 ADJUSTMENT_TYPE_WEIGHTS = {REPLENISHMENT: 50, "CORRECTION": 40, "SPOILAGE": 10}
@@ -149,7 +157,7 @@ class EventGenerator:
         self.invalid_ratio = invalid_ratio
         self.clock = clock
         self._order_line_ids = count(self.rng.randrange(*FIRST_ORDER_LINE_IDS))
-        self.cellar = Cellar({p.product_id: p.full_shelf for p in catalog().values()})
+        self.cellar = Cellar({shelf: bottles for p in catalog().values() for shelf, bottles in shelves(p).items()})
 
     def __iter__(self) -> Iterator[Message]:
         while True:
@@ -163,9 +171,9 @@ class EventGenerator:
         while True:  # an event the cellar does not allow is not made: draw another
             opening = None if self.cellar.is_open else self.cellar.next_delivery()  # stock the shop before it sells
             event = self.event() if opening is None else self.replenishment(opening)
-            product_id, change = _movement(event)
-            if self.cellar.allows(product_id, change):
-                self.cellar.move(product_id, change)
+            shelf, change = _movement(event)
+            if self.cellar.allows(shelf, change):
+                self.cellar.move(shelf, change)
                 return Message(_key(event), _encode(event), event["event_type"])
 
     def event(self, event_type: str | None = None) -> dict[str, Any]:
@@ -207,18 +215,20 @@ class EventGenerator:
             change = self.rng.choice((-1, 1)) * self.rng.randint(*CORRECTION_BOTTLES)
         return self._adjustment(self.rng.choice(PRODUCT_IDS), change, adjustment_type)
 
-    def replenishment(self, product_id: int) -> dict[str, Any]:
-        """The delivery that brings a product on order back to its full shelf."""
-        return self._adjustment(product_id, self.cellar.delivery(product_id), REPLENISHMENT)
+    def replenishment(self, shelf: Any) -> dict[str, Any]:
+        """The delivery, from the location's warehouse, that brings a shelf on order back to full."""
+        product_id, location = shelf
+        return self._adjustment(product_id, self.cellar.delivery(shelf), REPLENISHMENT, WAREHOUSE_OF[location])
 
-    def _adjustment(self, product_id: int, change: int, adjustment_type: str) -> dict[str, Any]:
+    def _adjustment(self, product_id: int, change: int, adjustment_type: str,
+                    warehouse: str | None = None) -> dict[str, Any]:
         return {
             "event_type": INVENTORY_ADJUSTED,
             "event_id": f"adj-{self.fake.uuid4()}",
             "product_id": product_id,
             "quantity_change": change,
             "adjustment_type": adjustment_type,
-            "warehouse": self.rng.choice(WAREHOUSES),
+            "warehouse": warehouse or self.rng.choice(WAREHOUSES),
             "batch_number": self.fake.bothify(BATCH_NUMBER_PATTERN).upper(),
             "event_timestamp": self.clock(),
         }
@@ -271,11 +281,18 @@ MISTAKES = (
 )
 
 
-def _movement(event: dict[str, Any]) -> tuple[int, int]:
-    """The product and the change of its stock, in bottles, that a valid event makes."""
+def shelves(product: Product) -> dict[tuple[int, str], int]:
+    """(product id, location) -> its full shelf: the location's share of the product's, in whole cases (one at
+    least)."""
+    return {(product.product_id, location): CASE_SIZE * max(1, round(product.full_shelf * share / CASE_SIZE))
+            for location, share in LOCATION_SHARES.items()}
+
+
+def _movement(event: dict[str, Any]) -> tuple[tuple[int, str], int]:
+    """The shelf (product, location) and the change of its stock, in bottles, that a valid event makes."""
     if event["event_type"] == ORDER_CREATED:
-        return event["product_id"], -event["quantity"]
-    return event["product_id"], event["quantity_change"]
+        return (event["product_id"], LOCATION_OF[event["sales_channel"]]), -event["quantity"]
+    return (event["product_id"], LOCATION_OF[event["warehouse"]]), event["quantity_change"]
 
 
 def _key(event: dict[str, Any]) -> bytes:

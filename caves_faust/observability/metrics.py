@@ -89,6 +89,11 @@ audit_stock_mismatches = Gauge(
     "audit_stock_mismatch_products", "Products whose served stock differs from the warehouse's",
 )
 audit_last_run_timestamp = Gauge("audit_last_run_timestamp", "Unix time of the last audit this worker ran (0: none)")
+# Stock mails (mail/outbox.py): sent by kind (low, restocked), tries that failed (SMTP outage or refusal), waiting.
+mails_sent = Counter("stock_mails_sent", "Stock mails the SMTP server accepted, by kind (low, restocked)", ["kind"])
+mails_failing = Counter("stock_mails_failed_tries", "Tries to hand a stock mail to the SMTP server that failed")
+mails_waiting = Gauge("stock_mails_waiting", "Stock mails decided and not known sent, in the values this worker owns")
+digests_sent = Counter("digest_mails_sent", "Closing-time digests the SMTP server accepted")
 # Cost: what each mode is billed on (docs/streaming.md, "What it costs").
 streaming_bytes = Counter(
     "snowpipe_streaming_uncompressed_bytes", "Uncompressed NDJSON bytes appended through Snowpipe Streaming",
@@ -114,6 +119,9 @@ for _reason in SNOWFLAKE_FAILURE_REASONS:
     snowflake_failures.labels(reason=_reason)
     if _reason != "rejected":  # rejected rows are dead-lettered, not retried
         snowflake_retries.labels(reason=_reason)
+
+for _kind in ("low", "restocked"):
+    mails_sent.labels(kind=_kind)
 
 for _outcome in ELT_OUTCOMES:
     elt_runs.labels(outcome=_outcome)

@@ -1,4 +1,6 @@
-"""Per-product stock: running stock and tumbling-window figures, in Faust tables partitioned by product.
+"""Per-product stock: running stock (per location too) and tumbling-window figures, in Faust tables partitioned
+by product; the low-stock mails decided with the stock wait in the same value until the mail sender reports them
+sent (through the mails-sent topic, keyed like the tables).
 
 Valid events become `StockMovements` re-keyed by product id on an internal topic (whatever key the producer
 used), so that each product's tables live on exactly one partition. Kafka delivers at least once, so
@@ -12,13 +14,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Iterable
+from typing import Iterable, List
 
+import faust
 from faust.types import EventT, StreamT
 
-from caves_faust.events.records import ORDER_CREATED, Movement, ProductStock, StockMovements, WindowFigures
+from caves_faust.events.records import (
+    ORDER_CREATED,
+    Movement,
+    OrderCreated,
+    ProductStock,
+    StockMovements,
+    WindowFigures,
+)
 from caves_faust.events.validation import ValidEvent
 from caves_faust.faust_app import app, settings
+from caves_faust.stock.locations import Placing, at_locations, stock_by_location, without_sent
+
+# The mails-sent marks are needed only until the stock agent has cleared them from the outbox (seconds).
+MAILS_SENT_RETENTION = timedelta(days=7)
+
+placing = Placing.from_settings(settings)
 
 stock_movements_topic = app.topic(
     f"{settings.app_id}-stock-movements",
@@ -38,6 +54,25 @@ stock_table = app.Table(
     default=ProductStock.empty,
     partitions=settings.topic_partitions,
     help="Running stock per product id",
+)
+
+
+
+class MailsSent(faust.Record, serializer="json", namespace="caves_faust.stock.MailsSent"):
+    """Outbox entries of a product (their numbers) that the mail sender handed to the SMTP server."""
+
+    product_id: str
+    numbers: List[int]
+
+
+mails_sent_topic = app.topic(
+    f"{settings.app_id}-mails-sent",
+    key_type=str,
+    value_type=MailsSent,
+    key_serializer="json",  # keyed like the stock table: the marks land on the partition of the product's value
+    partitions=settings.topic_partitions,
+    retention=MAILS_SENT_RETENTION,
+    internal=True,
 )
 
 window_table = (
@@ -65,6 +100,12 @@ def local_stock() -> dict[str, int]:
     return {product_id: value.stock for product_id, value in stock_table.items()}
 
 
+def local_positions() -> dict[str, dict]:
+    """The stock of the products whose partitions this worker holds, in total and per location."""
+    return {product_id: {"stock": value.stock, "locations": stock_by_location(value)}
+            for product_id, value in stock_table.items()}
+
+
 def movement_of(valid: ValidEvent, event: EventT) -> Movement:
     """What a valid event does to its product's stock."""
     sales_event = valid.event
@@ -75,16 +116,31 @@ def movement_of(valid: ValidEvent, event: EventT) -> Movement:
     return Movement(message.offset, message.timestamp, sales_event.quantity_change, 0, 0.0, 0)
 
 
+def place_of(valid: ValidEvent) -> str:
+    """The sales channel of an order, the warehouse of an adjustment ("" when the event names none)."""
+    sales_event = valid.event
+    if isinstance(sales_event, OrderCreated):
+        return sales_event.sales_channel or ""
+    return getattr(sales_event, "warehouse", None) or ""
+
+
 def movements_of(valid_events: Iterable[tuple[ValidEvent, EventT]], topic_id: str | None = None
                  ) -> list[StockMovements]:
     """Valid events (of the life `topic_id` of the sales topic) grouped by product and source partition, in offset
-    order."""
-    grouped: dict[tuple[str, int], list[Movement]] = defaultdict(list)
+    order, each with where it counts."""
+    grouped: dict[tuple[str, int], StockMovements] = {}
     for valid, event in valid_events:
-        grouped[(str(valid.event.product_id), event.message.partition)].append(movement_of(valid, event))
-    return [StockMovements(product_id=product_id, source_partition=partition, movements=movements,
-                           source_topic_id=topic_id)
-            for (product_id, partition), movements in grouped.items()]
+        key = (str(valid.event.product_id), event.message.partition)
+        batch = grouped.get(key)
+        if batch is None:
+            batch = grouped[key] = StockMovements(product_id=key[0], source_partition=key[1], movements=[],
+                                                  places=[], source_topic_id=topic_id)
+        batch.movements.append(movement_of(valid, event))
+        batch.places.append(place_of(valid))
+        if isinstance(valid.event, OrderCreated):
+            batch.product_name = valid.event.product_name or batch.product_name
+            batch.bottle_size_liters = valid.event.bottle_size_liters or batch.bottle_size_liters
+    return list(grouped.values())
 
 
 async def send_movements(valid_events: Iterable[tuple[ValidEvent, EventT]], topic_id: str | None = None) -> None:
@@ -94,19 +150,20 @@ async def send_movements(valid_events: Iterable[tuple[ValidEvent, EventT]], topi
         await stock_movements_topic.send(key=batch.product_id, value=batch)
 
 
-def _source(source_partition: int, topic_id: str | None) -> str:
-    """The key of a source partition's mark: the partition, in the life of the sales topic it was read from."""
-    return str(source_partition) if topic_id is None else f"{topic_id}:{source_partition}"
+def mark_key(batch: StockMovements) -> str:
+    """The key of a batch's source in the values' `applied` marks, built here only: the partition, in the life of
+    the sales topic it was read from."""
+    partition = str(batch.source_partition)
+    return partition if batch.source_topic_id is None else f"{batch.source_topic_id}:{partition}"
 
 
-def _unapplied(applied: dict[str, int], source_partition: int, movements: Iterable[Movement],
-               topic_id: str | None) -> tuple[list[Movement], dict[str, int]]:
+def _unapplied(applied: dict[str, int], source: str,
+               movements: Iterable[Movement]) -> tuple[list[Movement], dict[str, int]]:
     """The movements not applied yet, and the marks after them. A replay carries offsets already applied, and
     after a rebalance Faust may hand over the same message twice, even within one batch: each offset counts once.
     A partition keeps the mark of one life of the topic; a mark of no known life (written before topic ids were
     kept) is taken for the batch's."""
-    source = _source(source_partition, topic_id)
-    partition = str(source_partition)
+    partition = source.rpartition(":")[2]
     others = {key: mark for key, mark in applied.items() if key.rpartition(":")[2] == partition and key != source}
     mark = applied.get(source, others.get(partition, -1))
     fresh = []
@@ -119,19 +176,21 @@ def _unapplied(applied: dict[str, int], source_partition: int, movements: Iterab
     return fresh, {**{k: v for k, v in applied.items() if k not in others}, source: mark}
 
 
-def apply_to_stock(current: ProductStock, source_partition: int, movements: list[Movement],
-                   topic_id: str | None = None) -> ProductStock | None:
-    """The new running stock, or None when every movement was already applied."""
-    fresh, applied = _unapplied(current.applied, source_partition, movements, topic_id)
+def apply_to_stock(current: ProductStock, batch: StockMovements) -> ProductStock | None:
+    """The new running stock, per location too (with the mails its crossings decide), or None when every
+    movement was already applied."""
+    fresh, applied = _unapplied(current.applied, mark_key(batch), batch.movements)
     if not fresh:
         return None
-    return ProductStock(stock=current.stock + sum(m.quantity_change for m in fresh), applied=applied)
+    # A message written before locations has no places: its movements count at UNASSIGNED_LOCATION.
+    places = dict(zip((m.offset for m in batch.movements), batch.places, strict=False))
+    return at_locations(current, fresh, places, placing, batch.product_name, batch.bottle_size_liters,
+                        stock=current.stock + sum(m.quantity_change for m in fresh), applied=applied)
 
 
-def apply_to_window(current: WindowFigures, source_partition: int, movements: list[Movement],
-                    topic_id: str | None = None) -> WindowFigures | None:
+def apply_to_window(current: WindowFigures, source: str, movements: list[Movement]) -> WindowFigures | None:
     """One window's new figures, or None when every movement was already counted in it."""
-    fresh, applied = _unapplied(current.applied, source_partition, movements, topic_id)
+    fresh, applied = _unapplied(current.applied, source, movements)
     if not fresh:
         return None
     return WindowFigures(
@@ -154,12 +213,22 @@ def by_window(movements: list[Movement]) -> dict[float, list[Movement]]:
 @app.agent(stock_movements_topic, name="stock_tables")
 async def stock_tables(batches: StreamT[StockMovements]) -> None:
     async for batch in batches:
-        product_id, source_partition, topic_id = batch.product_id, batch.source_partition, batch.source_topic_id
+        product_id, source = batch.product_id, mark_key(batch)
         for start, movements in by_window(batch.movements).items():
             window = window_table.relative_to(start)  # type: ignore[attr-defined]
-            figures = apply_to_window(window[product_id].value(), source_partition, movements, topic_id)
+            figures = apply_to_window(window[product_id].value(), source, movements)
             if figures is not None:
                 window[product_id] = figures
-        stock = apply_to_stock(stock_table[product_id], source_partition, batch.movements, topic_id)
+        stock = apply_to_stock(stock_table[product_id], batch)
         if stock is not None:
             stock_table[product_id] = stock
+
+
+@app.agent(mails_sent_topic, name="mails_sent")
+async def mails_sent(marks: StreamT[MailsSent]) -> None:
+    """Clears the outbox entries the mail sender reports sent (a mark applied twice clears nothing more)."""
+    async for mark in marks:
+        if mark.product_id in stock_table:
+            cleared = without_sent(stock_table[mark.product_id], mark.numbers)
+            if cleared is not None:
+                stock_table[mark.product_id] = cleared

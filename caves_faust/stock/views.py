@@ -15,7 +15,8 @@ import aiohttp
 from faust.web import Request, Response, View
 
 from caves_faust.faust_app import app, settings
-from caves_faust.stock.tables import local_stock, stock_table, tables_ready, window_table
+from caves_faust.stock.locations import stock_by_location
+from caves_faust.stock.tables import local_positions, stock_table, tables_ready, window_table
 
 PEER_TIMEOUT_SECONDS = 5
 
@@ -47,13 +48,14 @@ def recovering(web: View) -> Response | None:
 
 @app.page("/stock/")
 class StockList(View):
-    """Every product's running stock, gathered from every worker (`?scope=local`: this worker's only)."""
+    """Every product's running stock and its locations, gathered from every worker (`?scope=local`: this worker's
+    only)."""
 
     async def get(self, request: Request) -> Response:
         busy = recovering(self)
         if busy is not None:
             return busy
-        stock = local_stock()
+        stock = local_positions()
         if request.query.get("scope") != "local":
             peers = self._peers()
             shares = await asyncio.gather(*(self._peer_stock(url) for url in peers), return_exceptions=True)
@@ -65,7 +67,7 @@ class StockList(View):
                                  status=503, headers={"Retry-After": "2"})
             for share in shares:
                 stock.update(share)  # type: ignore[arg-type]
-        products = [{"product_id": p, "stock": stock[p]} for p in sorted(stock, key=_product_order)]
+        products = [{"product_id": p, **stock[p]} for p in sorted(stock, key=_product_order)]
         return self.json({"count": len(products), "products": products})
 
     def _peers(self) -> list[str]:
@@ -73,13 +75,14 @@ class StockList(View):
         hosts = {str(url).rstrip("/") for url in app.router.table_metadata(stock_table.name)}
         return sorted(hosts - {me})
 
-    async def _peer_stock(self, base_url: str) -> dict[str, int]:
+    async def _peer_stock(self, base_url: str) -> dict[str, dict]:
         timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT_SECONDS)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(f"{base_url}/stock/", params={"scope": "local"}) as response:
                 response.raise_for_status()
                 body = await response.json()
-        return {item["product_id"]: item["stock"] for item in body["products"]}
+        return {item["product_id"]: {"stock": item["stock"], "locations": item["locations"]}
+                for item in body["products"]}
 
 
 def _product_order(product_id: str) -> tuple[int, str]:
@@ -95,8 +98,10 @@ async def product_stock(web: View, request: Request, product_id: str) -> Respons
         return busy
     if product_id not in stock_table:
         return web.json({"error": f"unknown product {product_id!r}"}, status=404)
+    value = stock_table[product_id]
     return web.json({
         "product_id": product_id,
-        "stock": stock_table[product_id].stock,
+        "stock": value.stock,
+        "locations": stock_by_location(value),
         "window": current_window(product_id),
     })

@@ -58,7 +58,7 @@ def environment(service: dict) -> dict:
 def test_the_whole_system_is_there(services):
     assert set(services) == {
         "redpanda", "topics", "console", "worker", "generator", "prometheus", "alertmanager", "grafana", "snowflake",
-        "dashboard",
+        "dashboard", "mailcatcher",
     }
 
 
@@ -178,3 +178,11 @@ def test_prometheus_sends_its_alerts_to_the_alertmanager_service(services):
     assert targets == [f"alertmanager:{port}" for port in published] and published
     config = "--config.file=/etc/alertmanager/alertmanager.yml"
     assert config in services["alertmanager"]["command"] and (REPO / "alertmanager/alertmanager.yml").is_file()
+
+
+def test_the_worker_mails_the_mail_catcher_and_no_smtp_password_lives_in_the_compose_file(services):
+    worker = environment(services["worker"])
+    assert (worker["SMTP_HOST"], worker["SMTP_PORT"]) == ("mailcatcher", "1025")
+    assert worker["ALERT_EMAIL_TO"] and worker["ALERT_EMAIL_FROM"]
+    assert "SMTP_PASSWORD" in worker and worker["SMTP_PASSWORD"] is None  # passed on when set
+    assert any(str(port.get("published")) == "8025" for port in services["mailcatcher"]["ports"])

@@ -71,3 +71,19 @@ def test_the_last_warehouse_build_is_read_from_the_workers_metrics():
         metrics.elt_last_success.set(before.last_success or 0)
         metrics.elt_interval.set(before.interval_seconds)
     assert builds_in("") == Builds(None, 0.0)  # a worker from before the builds
+
+
+def test_the_stock_per_location_is_live_with_the_warehouses_reorder_points_else_the_warehouses():
+    import pandas as pd
+
+    from caves_faust.dashboard.locations import grid, per_location
+
+    warehouse = pd.DataFrame({"PRODUCT_ID": [1, 1, 2], "LOCATION": ["Lyon", "Paris", "Paris"], "STOCK": [5, 50, 3],
+                              "REORDER_POINT": [14, 12, 12]})
+    live = {1: {"Lyon": 4, "Paris": 50, "non affecté": -2}, 2: {"Paris": 3}}
+    rows = per_location(live, warehouse, minimum=12)
+    assert rows.values.tolist() == [[1, "Lyon", 4, 14], [1, "Paris", 50, 12], [1, "non affecté", -2, 12],
+                                    [2, "Paris", 3, 12]]
+    assert per_location(None, warehouse, 12)["STOCK"].tolist() == [5, 50, 3]  # the worker away: the warehouse's
+    assert per_location(None, None, 12).empty
+    assert grid(rows).loc[2].to_dict() == {"Lyon": 0, "Paris": 3, "non affecté": 0}

@@ -12,7 +12,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dbt.adapters.snowflake.connections import SnowflakeCredentials
 
-from caves_faust.elt.build import PASSPHRASE_VARIABLE, PASSWORD_VARIABLE, PROFILE, BuildResult, profile, run_results
+from caves_faust.elt.build import (
+    PASSPHRASE_VARIABLE,
+    PASSWORD_VARIABLE,
+    PROFILE,
+    BuildResult,
+    dbt_vars,
+    profile,
+    run_results,
+)
 from caves_faust.settings import SettingsError, load_settings
 
 ADAPTER_FIELDS = {f.name for f in dataclasses.fields(SnowflakeCredentials)}
@@ -111,3 +119,10 @@ def test_a_bad_elt_setting_stops_with_its_name(name: str, value: str, why: str):
 def test_elt_defaults():
     settings = load_settings({}, dotenv=False)
     assert (settings.elt_interval_seconds, settings.shop_timezone) == (300, "Europe/Paris")
+
+
+def test_the_models_get_the_stock_locations_and_reorder_rules_from_the_settings():
+    given = dbt_vars(load_settings({"STOCK_LOCATIONS": "Quai=Nantes", "STOCK_LEAD_DAYS": "10",
+                                    "SHOP_TIMEZONE": "America/Martinique"}))
+    assert given == {"shop_timezone": "America/Martinique", "stock_locations": {"Quai": "Nantes"},
+                     "stock_reorder_min_bottles": 12, "stock_lead_days": 10}

@@ -16,6 +16,7 @@ from caves_faust.events.validation import InvalidEvent, validate
 from caves_faust.generator.events import (
     CUSTOMER_IDS,
     INVALID,
+    LOCATION_SHARES,
     MISTAKES,
     PRODUCT_IDS,
     SALES_CHANNEL_WEIGHTS,
@@ -23,7 +24,9 @@ from caves_faust.generator.events import (
     EventGenerator,
     Message,
     catalog,
+    shelves,
 )
+from caves_faust.settings import load_settings
 from tests.corpus import stock_change
 
 SAMPLE = 5000
@@ -173,63 +176,91 @@ def long_run() -> list[Message]:
     return sample(seed=3, invalid_ratio=0.1, n=20_000)
 
 
-def stock_after_each_event(messages: list[Message]) -> Iterator[tuple[dict, dict[int, int]]]:
-    """Each valid event with the running stock per product after it, recomputed from the events alone."""
-    stock = dict.fromkeys(PRODUCT_IDS, 0)
+# The contract's default STOCK_LOCATIONS, as the worker counts stock per location.
+DEFAULT_LOCATIONS = {"E-com": "Paris", "Boutique Paris": "Paris", "Boutique Lyon": "Lyon",
+                     "Boutique Bordeaux": "Bordeaux", "Entrepôt Paris-Bercy": "Paris",
+                     "Entrepôt Lyon-Gerland": "Lyon", "Entrepôt Bordeaux-Bacalan": "Bordeaux"}
+LOCATIONS = ("Paris", "Lyon", "Bordeaux")
+SHELVES = {shelf: bottles for p in catalog().values() for shelf, bottles in shelves(p).items()}
+
+
+def shelf_of(event: dict) -> tuple[int, str]:
+    place = event["sales_channel"] if event["event_type"] == ORDER_CREATED else event["warehouse"]
+    return event["product_id"], DEFAULT_LOCATIONS[place]
+
+
+def stock_after_each_event(messages: list[Message]) -> Iterator[tuple[dict, dict[tuple[int, str], int]]]:
+    """Each valid event with the running stock per (product, location) after it, recomputed from the events alone."""
+    stock = dict.fromkeys(SHELVES, 0)
     for message in messages:
         if message.kind == INVALID:
             continue
         event = json.loads(message.value)
-        stock[event["product_id"]] += stock_change(event)
+        stock[shelf_of(event)] += stock_change(event)
         yield event, stock
 
 
-def test_every_product_opens_with_a_replenishment_of_its_full_shelf_before_anything_is_sold():
-    opening = events(sample(n=len(PRODUCT_IDS)))
+def test_channels_and_warehouses_keep_to_the_default_stock_locations():
+    assert load_settings({}).location_of == DEFAULT_LOCATIONS
+    assert set(SALES_CHANNEL_WEIGHTS) | set(WAREHOUSES) <= set(DEFAULT_LOCATIONS)
+    assert {DEFAULT_LOCATIONS[w] for w in WAREHOUSES} == set(LOCATIONS) == set(LOCATION_SHARES)
+    for message in sample(n=2000):
+        event = json.loads(message.value)
+        place = event.get("sales_channel") or event.get("warehouse")
+        assert place in DEFAULT_LOCATIONS, event
 
-    assert [e["product_id"] for e in opening] == list(PRODUCT_IDS)
+
+def test_every_shelf_opens_with_a_replenishment_from_its_own_warehouse_before_anything_is_sold():
+    opening = events(sample(n=len(SHELVES)))
+
+    assert {shelf_of(e) for e in opening} == set(SHELVES)
     for e in opening:
         assert e["adjustment_type"] == "REPLENISHMENT"
-        assert e["quantity_change"] == catalog()[e["product_id"]].full_shelf
+        assert e["quantity_change"] == SHELVES[shelf_of(e)]
         assert e["quantity_change"] % 6 == 0  # whole cases
 
 
-def test_full_shelves_are_whole_cases_fewer_of_the_dear_bottles():
-    shelves = {p.product_id: p.full_shelf for p in catalog().values()}
-    assert all(24 <= bottles <= 180 and bottles % 6 == 0 for bottles in shelves.values())
+def test_full_shelves_are_whole_cases_fewer_of_the_dear_bottles_shared_by_the_locations_sales():
+    totals = {p.product_id: p.full_shelf for p in catalog().values()}
+    assert all(24 <= bottles <= 180 and bottles % 6 == 0 for bottles in totals.values())
     cheapest = min(catalog().values(), key=lambda p: p.unit_price)
     dearest = max(catalog().values(), key=lambda p: p.unit_price)
     assert cheapest.full_shelf > 3 * dearest.full_shelf
+    for (product_id, location), bottles in SHELVES.items():
+        assert bottles % 6 == 0 and bottles >= 6
+        assert abs(bottles - totals[product_id] * LOCATION_SHARES[location]) <= 3 or bottles == 6
+    assert SHELVES[(cheapest.product_id, "Paris")] > SHELVES[(cheapest.product_id, "Lyon")]
 
 
-def test_no_event_takes_a_product_below_zero_or_above_its_full_shelf_plus_less_than_a_case():
-    lowest = dict.fromkeys(PRODUCT_IDS, 10**6)
+def test_no_event_takes_a_shelf_below_zero_or_above_its_full_shelf_plus_less_than_a_case():
+    lowest = dict.fromkeys(SHELVES, 10**6)
     for event, stock in stock_after_each_event(long_run()):
-        product_id = event["product_id"]
-        assert 0 <= stock[product_id] < catalog()[product_id].full_shelf + 6, event
-        lowest[product_id] = min(lowest[product_id], stock[product_id])
-    assert min(lowest.values()) < 6  # the range is used: some products do run low
+        shelf = shelf_of(event)
+        assert 0 <= stock[shelf] < SHELVES[shelf] + 6, event
+        lowest[shelf] = min(lowest[shelf], stock[shelf])
+    assert min(lowest.values()) < 6  # the range is used: some shelves do run low
 
 
-def test_a_product_that_runs_low_is_restocked_and_stock_at_rest_stays_plausible():
-    longest_low_run = dict.fromkeys(PRODUCT_IDS, 0)
-    low_since: dict[int, int] = {}
-    totals: Counter[int] = Counter()
-    replenished: Counter[int] = Counter()
+def test_a_shelf_that_runs_low_is_restocked_and_stock_at_rest_stays_plausible():
+    longest_low_run = dict.fromkeys(SHELVES, 0)
+    low_since: dict[tuple[int, str], int] = {}
+    totals: Counter[tuple[int, str]] = Counter()
+    replenished: Counter[tuple[int, str]] = Counter()
     samples = 0
     for n, (event, stock) in enumerate(stock_after_each_event(long_run())):
         if n % 10 == 0:
             totals.update(stock)
             samples += 1
-        product_id = event["product_id"]
+        shelf = shelf_of(event)
         if event.get("adjustment_type") == "REPLENISHMENT":
-            replenished[product_id] += 1
-        if stock[product_id] <= catalog()[product_id].full_shelf / 3:
-            low_since.setdefault(product_id, n)
-        elif product_id in low_since:
-            longest_low_run[product_id] = max(longest_low_run[product_id], n - low_since.pop(product_id))
+            replenished[shelf] += 1
+        if stock[shelf] <= SHELVES[shelf] / 3:
+            low_since.setdefault(shelf, n)
+        elif shelf in low_since:
+            longest_low_run[shelf] = max(longest_low_run[shelf], n - low_since.pop(shelf))
 
     assert max(longest_low_run.values()) < 150  # events, i.e. 15 s at the generator's default rate
     assert all(count >= 2 for count in replenished.values())  # the opening stock and at least one restock
-    for product_id, product in catalog().items():
-        assert product.full_shelf / 3 < totals[product_id] / samples <= product.full_shelf, product  # mean stock
+    for shelf, bottles in SHELVES.items():
+        # Mean stock: above the reorder point, within the range (a one-case shelf sits near its top after corrections).
+        assert bottles / 3 < totals[shelf] / samples < bottles + 6, shelf

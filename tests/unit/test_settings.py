@@ -79,3 +79,49 @@ def test_streaming_on_a_real_account_needs_a_key_pair():
 def test_every_setting_has_a_distinct_environment_name():
     names = env_names()
     assert len(names) == len(set(names)) and "KAFKA_BROKER" in names
+
+
+def test_stock_locations_and_mail_defaults_follow_the_contract():
+    settings = load_settings({})
+    assert settings.location_of == {
+        "E-com": "Paris", "Boutique Paris": "Paris", "Boutique Lyon": "Lyon", "Boutique Bordeaux": "Bordeaux",
+        "Entrepôt Paris-Bercy": "Paris", "Entrepôt Lyon-Gerland": "Lyon", "Entrepôt Bordeaux-Bacalan": "Bordeaux",
+    }
+    assert (settings.stock_reorder_min_bottles, settings.stock_lead_days, settings.stock_cover_days) == (12, 7, 21)
+    assert settings.alert_email_to == () and not settings.mail_on
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_starttls) == (
+        "localhost", 25, "", False)
+    assert settings.digest_time == "20:00"
+    assert load_settings({"DIGEST_TIME": ""}).digest_time == ""  # no digest
+    mail = load_settings({"ALERT_EMAIL_TO": "cave@example.fr, chef@example.fr", "ALERT_EMAIL_FROM": "stock@example.fr",
+                          "SMTP_STARTTLS": "true", "STOCK_LOCATIONS": " Quai=Nantes ; Boutique Lyon = Lyon ;"})
+    assert mail.alert_email_to == ("cave@example.fr", "chef@example.fr") and mail.smtp_starttls and mail.mail_on
+    assert mail.location_of == {"Quai": "Nantes", "Boutique Lyon": "Lyon"}
+
+
+@pytest.mark.parametrize("environ, name, why", [
+    ({"STOCK_LOCATIONS": "E-com=Paris;Boutique Lyon"}, "STOCK_LOCATIONS", "is not name=location"),
+    ({"STOCK_LOCATIONS": "E-com=Paris;E-com=Lyon"}, "STOCK_LOCATIONS", "mapped twice"),
+    ({"STOCK_LOCATIONS": "=Paris"}, "STOCK_LOCATIONS", "is not name=location"),
+    ({"STOCK_LEAD_DAYS": "0"}, "STOCK_LEAD_DAYS", "positive integer"),
+    ({"STOCK_REORDER_MIN_BOTTLES": "douze"}, "STOCK_REORDER_MIN_BOTTLES", "integer"),
+    ({"ALERT_EMAIL_TO": "cave@example.fr,chef"}, "ALERT_EMAIL_TO", "not a mail address"),
+    ({"ALERT_EMAIL_TO": "cave@example.fr"}, "ALERT_EMAIL_FROM", "one sender address"),
+    ({"SMTP_STARTTLS": "peut-être"}, "SMTP_STARTTLS", "true or false"),
+    ({"SMTP_PORT": "0"}, "SMTP_PORT", "TCP port"),
+    ({"DIGEST_TIME": "25:00"}, "DIGEST_TIME", "HH:MM"),
+    ({"DIGEST_TIME": "8h"}, "DIGEST_TIME", "HH:MM"),
+])
+def test_a_bad_location_or_mail_setting_stops_with_one_line_naming_it(environ, name, why):
+    with pytest.raises(SettingsError) as stopped:
+        load_settings(environ)
+    message = str(stopped.value)
+    assert message.startswith(f"caves_faust: invalid setting {name}=") and why in message and "\n" not in message
+
+
+def test_the_smtp_password_never_shows():
+    with pytest.raises(SettingsError) as stopped:
+        load_settings({"SMTP_PASSWORD": "hunter2", "SMTP_PORT": "x"})
+    assert "hunter2" not in str(stopped.value)
+    settings = load_settings({"SMTP_USER": "cave", "SMTP_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(settings)

@@ -11,6 +11,7 @@ from caves_faust.stock.tables import (
     apply_to_stock,
     apply_to_window,
     by_window,
+    mails_sent_topic,
     stock_movements_topic,
     stock_table,
     stock_tables,
@@ -23,46 +24,54 @@ def movement(offset: int, change: int, sold: int = 0, revenue: float = 0.0,
     return Movement(offset, timestamp, change, sold, revenue, 1 if sold else 0)
 
 
+def batch(source_partition: int, movements: list[Movement], places: list[str] | None = None,
+          topic_id: str | None = None) -> StockMovements:
+    return StockMovements(product_id="1015", source_partition=source_partition, movements=movements,
+                          places=places if places is not None else [""] * len(movements), source_topic_id=topic_id)
+
+
 def test_stock_adds_adjustments_and_subtracts_orders():
-    stock = apply_to_stock(ProductStock.empty(), 0, [movement(0, +24), movement(1, -6, sold=6), movement(2, -3)])
+    stock = apply_to_stock(ProductStock.empty(),
+                           batch(0, [movement(0, +24), movement(1, -6, sold=6), movement(2, -3)]))
     assert stock.stock == 15 and stock.applied == {"0": 2}
 
 
 def test_a_replayed_movement_is_applied_once_per_source_partition():
-    stock = apply_to_stock(ProductStock.empty(), 0, [movement(5, +10)])
-    assert apply_to_stock(stock, 0, [movement(5, +10)]) is None
-    assert apply_to_stock(stock, 0, [movement(3, +10)]) is None
-    assert apply_to_stock(stock, 1, [movement(5, +10)]).stock == 20
+    stock = apply_to_stock(ProductStock.empty(), batch(0, [movement(5, +10)]))
+    assert apply_to_stock(stock, batch(0, [movement(5, +10)])) is None
+    assert apply_to_stock(stock, batch(0, [movement(3, +10)])) is None
+    assert apply_to_stock(stock, batch(1, [movement(5, +10)])).stock == 20
     # A replay whose batch straddles what was applied: only the new part counts.
-    assert apply_to_stock(stock, 0, [movement(4, +10), movement(5, +10), movement(6, +1)]).stock == 11
+    assert apply_to_stock(stock, batch(0, [movement(4, +10), movement(5, +10), movement(6, +1)])).stock == 11
     # The same message twice within one batch (Faust redelivers the committed offset after a rebalance).
-    assert apply_to_stock(stock, 0, [movement(6, +1), movement(7, +2), movement(6, +1), movement(7, +2)]).stock == 13
-    assert apply_to_stock(stock, 0, [movement(6, +1), movement(7, +2), movement(6, +1)]).applied == {"0": 7}
+    twice = [movement(6, +1), movement(7, +2), movement(6, +1), movement(7, +2)]
+    assert apply_to_stock(stock, batch(0, twice)).stock == 13
+    assert apply_to_stock(stock, batch(0, [movement(6, +1), movement(7, +2), movement(6, +1)])).applied == {"0": 7}
 
 
 def test_a_recreated_topic_starts_its_partitions_from_no_mark():
-    old = apply_to_stock(ProductStock.empty(), 0, [movement(5, +10)], topic_id="A")
+    old = apply_to_stock(ProductStock.empty(), batch(0, [movement(5, +10)], topic_id="A"))
     assert old.applied == {"A:0": 5}
     # The new topic's offsets restart at 0: none of them is a replay of the old one's.
-    new = apply_to_stock(old, 0, [movement(0, -1), movement(1, -2)], topic_id="B")
+    new = apply_to_stock(old, batch(0, [movement(0, -1), movement(1, -2)], topic_id="B"))
     assert (new.stock, new.applied) == (7, {"B:0": 1})
-    assert apply_to_stock(new, 0, [movement(1, -2)], topic_id="B") is None
-    assert apply_to_stock(new, 1, [movement(0, +3)], topic_id="B").applied == {"B:0": 1, "B:1": 0}
+    assert apply_to_stock(new, batch(0, [movement(1, -2)], topic_id="B")) is None
+    assert apply_to_stock(new, batch(1, [movement(0, +3)], topic_id="B")).applied == {"B:0": 1, "B:1": 0}
 
 
 def test_a_mark_of_no_known_life_is_taken_for_the_current_one():
-    legacy = apply_to_stock(ProductStock.empty(), 0, [movement(5, +10)])
+    legacy = apply_to_stock(ProductStock.empty(), batch(0, [movement(5, +10)]))
     assert legacy.applied == {"0": 5}
-    assert apply_to_stock(legacy, 0, [movement(5, +10)], topic_id="A") is None
-    assert apply_to_stock(legacy, 0, [movement(6, +1)], topic_id="A").applied == {"A:0": 6}
+    assert apply_to_stock(legacy, batch(0, [movement(5, +10)], topic_id="A")) is None
+    assert apply_to_stock(legacy, batch(0, [movement(6, +1)], topic_id="A")).applied == {"A:0": 6}
 
 
 def test_window_figures():
-    figures = apply_to_window(WindowFigures.empty(), 0, [movement(0, -6, sold=6, revenue=94.35), movement(1, +12),
+    figures = apply_to_window(WindowFigures.empty(), "0", [movement(0, -6, sold=6, revenue=94.35), movement(1, +12),
                                                          movement(2, -2, sold=2, revenue=10.1)])
     assert (figures.units_sold, figures.order_count, figures.net_adjustment) == (8, 2, 12)
     assert figures.revenue == pytest.approx(104.45)
-    assert apply_to_window(figures, 0, [movement(1, +12)]) is None
+    assert apply_to_window(figures, "0", [movement(1, +12)]) is None
 
 
 def test_movements_are_grouped_by_their_tumbling_window():
@@ -87,3 +96,6 @@ async def test_the_stock_agent_fills_both_tables_and_ignores_the_replay():
 def test_movements_are_keyed_like_the_tables_so_lookups_route_to_the_owner():
     for table in (stock_table, window_table.table):
         assert stock_movements_topic.prepare_key("1015", None) == table.changelog_topic.prepare_key("1015", None)
+    # The mails-sent marks too: the agent clearing an outbox writes the value on its own partition.
+    assert mails_sent_topic.prepare_key("1015", None) == stock_table.changelog_topic.prepare_key("1015", None)
+    assert mails_sent_topic.partitions == stock_movements_topic.partitions == stock_table.partitions

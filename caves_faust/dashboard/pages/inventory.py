@@ -1,16 +1,17 @@
-"""Stock: bottles on hand per product, live from the worker, with days of cover; the products running low; spoilage
-and corrections over time."""
+"""Stock: bottles on hand per product, live from the worker, with days of cover; the products running low; the stock
+per location against its reorder point; spoilage and corrections over time."""
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from caves_faust.dashboard import french, live, reads, ui
+from caves_faust.dashboard import french, live, locations, reads, ui
 from caves_faust.dashboard.config import settings
 from caves_faust.dashboard.prod import Unavailable
 
 PACE_DAYS = 7  # days of cover = stock / bottles sold per day over the last 7 days (INVENTORY_STATUS' pace)
 LOW = settings().dashboard_low_stock_bottles
+MIN_POINT = settings().stock_reorder_min_bottles
 
 st.title("Stock")
 
@@ -46,13 +47,19 @@ def cover(days: float) -> str:
     return "pas de vente récente" if pd.isna(days) else f"{french.number(days, 1)} j"
 
 
-with ui.section("Stock par produit"):
-    stock, missing = on_hand()
+def anything_to_show(frame: pd.DataFrame, missing: list[str], nothing: str) -> bool:
+    """Says what is missing, and `nothing` when `frame` is empty: whether there is something to show."""
     for what in missing:
         ui.nothing_yet(what)
-    if stock.empty:
-        ui.nothing_yet("Aucun produit en stock pour l'instant : aucun mouvement de stock n'a encore été traité.")
-    else:
+    if frame.empty:
+        ui.nothing_yet(nothing)
+    return not frame.empty
+
+
+with ui.section("Stock par produit"):
+    stock, missing = on_hand()
+    if anything_to_show(stock, missing,
+                        "Aucun produit en stock pour l'instant : aucun mouvement de stock n'a encore été traité."):
         low = stock[stock["STOCK"] <= LOW]
         total, short = st.columns(2)
         total.metric("Bouteilles en stock", french.number(stock["STOCK"].sum()))
@@ -80,6 +87,37 @@ with ui.section("Stock bas"):
             "Produit": low["PRODUCT_ID"], "Nom": low["PRODUCT_NAME"], "Bouteilles": low["STOCK"],
             "Couverture": low["COVER"].map(cover),
         }))
+
+def at_locations() -> tuple[pd.DataFrame, list[str]]:
+    """Stock per (product, location), live from the worker (else the warehouse's), with the warehouse's reorder
+    points (else the minimum); and what is missing."""
+    missing: list[str] = []
+    try:
+        warehouse = reads.inventory_by_location()
+    except Unavailable as reason:
+        warehouse = None
+        missing.append(f"{reason} En attendant : point de commande au minimum ({MIN_POINT} bouteilles).")
+    try:
+        live_rows = live.locations()
+    except Unavailable as reason:
+        live_rows = None
+        missing.append(f"{reason} Stock affiché : celui de l'entrepôt, au dernier passage de l'ELT.")
+    return locations.per_location(live_rows, warehouse, MIN_POINT), missing
+
+
+with ui.section("Stock par emplacement"):
+    placed, missing = at_locations()
+    if anything_to_show(placed, missing,
+                        "Aucun stock par emplacement pour l'instant : aucun mouvement de stock n'a encore été traité."):
+        ui.table(locations.grid(placed).reset_index().rename(columns={"PRODUCT_ID": "Produit"}))
+        due = placed[placed["STOCK"] <= placed["REORDER_POINT"]]
+        st.caption(f"{french.number(len(due))} couple(s) produit × emplacement au point de commande ou en dessous "
+                   "(le point : le plus grand du minimum et des ventes des 30 derniers jours sur le délai).")
+        if not due.empty:
+            ui.table(pd.DataFrame({
+                "Produit": due["PRODUCT_ID"], "Emplacement": due["LOCATION"], "Bouteilles": due["STOCK"],
+                "Point de commande": due["REORDER_POINT"],
+            }))
 
 with ui.section("Casse et corrections d'inventaire"):
     adjustments = reads.daily_adjustments()
