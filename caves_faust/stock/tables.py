@@ -31,6 +31,8 @@ from caves_faust.events.validation import ValidEvent
 from caves_faust.faust_app import app, settings
 from caves_faust.stock.locations import Placing, at_locations, stock_by_location, without_sent
 
+# The most of a product's name the stock keeps (for the mails): real names are a few dozen characters.
+PRODUCT_NAME_CHARS = 200
 # The mails-sent marks are needed only until the stock agent has cleared them from the outbox (seconds).
 MAILS_SENT_RETENTION = timedelta(days=7)
 
@@ -138,7 +140,9 @@ def movements_of(valid_events: Iterable[tuple[ValidEvent, EventT]], topic_id: st
         batch.movements.append(movement_of(valid, event))
         batch.places.append(place_of(valid))
         if isinstance(valid.event, OrderCreated):
-            batch.product_name = valid.event.product_name or batch.product_name
+            # Bounded: the name rides on every movements message and stock value, and an event may be up to the
+            # broker's message size (a 1 MB name would make the stock's own messages too large to send).
+            batch.product_name = (valid.event.product_name or "")[:PRODUCT_NAME_CHARS] or batch.product_name
             batch.bottle_size_liters = valid.event.bottle_size_liters or batch.bottle_size_liters
     return list(grouped.values())
 

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from caves_faust.events.records import Movement, ProductStock, StockMovements, WindowFigures
+from caves_faust.events.validation import validate
 from caves_faust.stock.tables import (
+    PRODUCT_NAME_CHARS,
     apply_to_stock,
     apply_to_window,
     by_window,
     mails_sent_topic,
+    movements_of,
     stock_movements_topic,
     stock_table,
     stock_tables,
     window_table,
 )
+from tests.corpus import fake_event, order
 
 
 def movement(offset: int, change: int, sold: int = 0, revenue: float = 0.0,
@@ -99,3 +104,10 @@ def test_movements_are_keyed_like_the_tables_so_lookups_route_to_the_owner():
     # The mails-sent marks too: the agent clearing an outbox writes the value on its own partition.
     assert mails_sent_topic.prepare_key("1015", None) == stock_table.changelog_topic.prepare_key("1015", None)
     assert mails_sent_topic.partitions == stock_movements_topic.partitions == stock_table.partitions
+
+
+def test_a_huge_product_name_is_not_carried_whole_into_the_stock():
+    # An event may be as large as the broker allows; the stock's own messages and values must stay far below that.
+    payload = json.dumps(order(1, 1001, product_name="é" * 500_000)).encode()
+    [movements] = movements_of([(validate(payload), fake_event(0, 1, payload))])
+    assert movements.product_name == "é" * PRODUCT_NAME_CHARS
