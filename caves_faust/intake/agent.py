@@ -6,8 +6,9 @@ producer, which Faust flushes before it commits. One agent rather than one per c
 cost and the validation are paid once per event, and no message is shared by two streams.
 
 The next batch is read and classified while one is being written. The sink takes up to `batches_in_flight` at
-once (the streaming sink appends one while the one before waits for its commit) and stores them in offset order,
-each acknowledged once stored: at most one more than that is held in memory.
+once (the streaming sink appends the next ones while the ones before wait for their commit), as long as their
+events add up to at most SINK_IN_FLIGHT_BYTES as received (one batch always goes), and stores them in offset
+order, each acknowledged once stored: at most one batch more than that is held in memory.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ topic_life = TopicLife(settings.kafka_bootstrap, settings.sales_topic, RetryPoli
 @app.agent(sales_topic, name="sales_intake")
 async def sales_intake(stream: StreamT) -> None:
     log.info("intake: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
-    storing: deque[asyncio.Task[bool]] = deque()  # in batch order
+    storing: deque[tuple[asyncio.Task[bool], int]] = deque()  # (its store, its events' bytes), in batch order
     try:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
                 settings.sink_max_batch, within=settings.sink_flush_seconds):
@@ -53,14 +54,17 @@ async def sales_intake(stream: StreamT) -> None:
             except Exception as exc:
                 await _stop_worker(exc, events)
                 return
-            if len(storing) == sink.batches_in_flight and not await storing.popleft():
-                abandon(app, (e.message for e in events))
-                return
-            storing.append(asyncio.create_task(_store(stream, batch, storing[-1] if storing else None)))
+            size = sum(len(e.message.value or b"") for e in events)
+            while storing and (len(storing) == sink.batches_in_flight
+                               or sum(held for _, held in storing) + size > settings.sink_in_flight_bytes):
+                if not await storing.popleft()[0]:
+                    abandon(app, (e.message for e in events))
+                    return
+            storing.append((asyncio.create_task(_store(stream, batch, storing[-1][0] if storing else None)), size))
     finally:
         # Stopping (or crashed): the batches being stored stay unacknowledged, hence replayed, and the sink's
         # high-water marks (or channels' offset tokens) make that replay write each event once.
-        for task in storing:
+        for task, _ in storing:
             task.cancel()
 
 

@@ -1,5 +1,5 @@
-"""The order of the batches in the streaming sink: two may be in it at once; they go to a pipe's channels one at a
-time and in batch order, and come out of the sink in batch order."""
+"""The order of the batches in the streaming sink: several may be in it at once; they go to a pipe's channels one
+at a time and in batch order, and come out of the sink in batch order."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ letters to the DLQ topic: rows first, so that a writer fenced out of a partition
 new owner does, the DLQ tail telling which are there already). A replayed dead letter is stored once
 (replays.py); its DLQ_EVENTS row is marked REPLAYED once its row committed.
 
-Two batches may be in the sink at once (`batches_in_flight`): the next one is appended while this one waits for
-its commit (about a second), which would otherwise be the pipe's pace. They go to each pipe's channels one at a
+Several batches may be in the sink at once (up to SINK_IN_FLIGHT_BYTES of events, `batches_in_flight` at most):
+the next ones are appended while this one waits for its commit (a second on the emulation, 5-10 s on a real
+account), which would otherwise be the pipe's pace. They go to each pipe's channels one at a
 time and in batch order, the next only once this one's rows were all handed over with nothing reopened since
 (`sink/ordering.py`), and come out in batch order (the dead letters' tail state is one sender's at a time): a
 batch whose predecessor failed is not acknowledged, and a partition the predecessor gave up is given up by it too.
@@ -87,7 +88,8 @@ class StreamingSink:
     _warehouse_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one connection: one caller at a time
     _last: Turn | None = None  # the last batch that came in
 
-    batches_in_flight: ClassVar[int] = 2
+    # A cap beside the intake's bound in bytes (SINK_IN_FLIGHT_BYTES), which is what holds it in practice.
+    batches_in_flight: ClassVar[int] = 32
 
     def forget(self, partitions: Iterable[int]) -> None:
         """On rebalance: reopen these partitions' channels and re-read their DLQ tails before writing them again."""

@@ -248,3 +248,20 @@ async def test_the_same_events_in_two_batches_in_flight_are_appended_once(accoun
     assert account.tables().offsets(0) == [0, 1, 2] and account.tables().offsets(1) == [0, 1]
     assert (first.rows, first.skipped) == (5, 0) and (second.rows, second.skipped) == (0, 5)
     assert len(second.stored) == 5
+
+
+async def test_many_batches_in_flight_are_stored_once_each_in_order(account: Account) -> None:
+    # At a long commit delay the next batches are appended while the ones before wait (SINK_IN_FLIGHT_BYTES): they
+    # come out in batch order, and a batch repeating what one in flight carries appends none of it again.
+    account.rows.commit_after_polls = 5
+    sink = account.sink()
+    batches = [orders(0, range(n * 3, n * 3 + 3)) for n in range(6)] + [orders(0, range(15, 18))]
+    done: list[int] = []
+
+    async def store(n: int) -> None:
+        await sink.store(classified(batches[n]))
+        done.append(n)
+
+    await asyncio.gather(*(store(n) for n in range(len(batches))))
+
+    assert account.tables().offsets(0) == list(range(18)) and done == list(range(len(batches)))
