@@ -1,6 +1,6 @@
 """`history load`: a history file into BATCH_DATA.SALES, each order line once however often it is loaded.
 
-Batches of LOAD_BATCH_ROWS rows, each one transaction inserting the batch's rows whose order_line_id the table
+Batches of HISTORY_LOAD_BATCH_ROWS rows, each one transaction inserting the batch's rows whose order_line_id the table
 lacks (`snowflake/history_tables.py`): a load killed anywhere leaves whole batches, and loading again adds only
 what is missing. Memory holds two batches: the one being written, in a thread, and the next, being read and
 checked meanwhile. Bad rows are named and skipped; the load is complete only when there are none.
@@ -21,10 +21,9 @@ import snowflake.connector
 from caves_faust.history.progress import Progress
 from caves_faust.history.sqlite_file import BadRow, CheckedSale, HistoryFile
 from caves_faust.settings import Settings
-from caves_faust.snowflake.connection import connect_kwargs
-from caves_faust.snowflake.history_tables import HISTORY_DDL, INSERT_MISSING_SALES
+from caves_faust.snowflake.connection import Warehouse
+from caves_faust.snowflake.history_tables import INSERT_MISSING_SALES
 
-LOAD_BATCH_ROWS = 20_000  # a few MB of JSON per statement; ~0.4 s each on the embedded Snowflake
 BAD_ROWS_SHOWN = 1_000  # named one per line; beyond, counted
 
 
@@ -47,20 +46,19 @@ class LoadResult:
                 f"there, {len(self.bad):,} bad")
 
 
-def load(path: Path, settings: Settings, say: Callable[[str], None], batch_rows: int = LOAD_BATCH_ROWS) -> LoadResult:
+def load(path: Path, settings: Settings, say: Callable[[str], None]) -> LoadResult:
     """Load the file (raises `UnreadableFile` before touching Snowflake when it is not a history file)."""
     history = HistoryFile(path)
     result = LoadResult()
     progress = Progress("history load", history.count())
     source = str(path.resolve())
-    conn = snowflake.connector.connect(**connect_kwargs(settings))
+    warehouse = Warehouse(settings)
     try:
-        with conn.cursor() as cur:
-            for statement in HISTORY_DDL:
-                cur.execute(statement)
+        warehouse.create_history_table()
+        conn = warehouse.connection()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-load") as writer:
             pending: Future[tuple[int, int, int]] | None = None
-            for batch in history.batches(batch_rows):
+            for batch in history.batches(settings.history_load_batch_rows):
                 sales = [row.values for row in batch if isinstance(row, CheckedSale)]
                 for row in batch:
                     if isinstance(row, BadRow):
@@ -74,7 +72,7 @@ def load(path: Path, settings: Settings, say: Callable[[str], None], batch_rows:
                 _written(result, progress, pending.result())
     finally:
         progress.close()
-        conn.close()
+        warehouse.close()
         history.close()
     result.seconds = progress.seconds
     if len(result.bad) > BAD_ROWS_SHOWN:

@@ -24,6 +24,7 @@ from snowflake.connector.cursor import SnowflakeCursor, SnowflakeCursorBase
 
 from caves_faust.settings import Settings
 from caves_faust.snowflake.errors import WAREHOUSE_ERRORS, FencedOut, is_content_error, is_outage
+from caves_faust.snowflake.history_tables import HISTORY_DDL
 from caves_faust.snowflake.locks import stale_transactions
 from caves_faust.snowflake.tables import (
     ABORT_TRANSACTION,
@@ -149,6 +150,12 @@ class Warehouse:
     def bootstrap(self) -> None:
         with self.cursor() as cur:
             for statement in DDL:
+                cur.execute(statement)
+
+    def create_history_table(self) -> None:
+        """BATCH_DATA.SALES, empty, unless there: `history load` fills it, the warehouse layers read it."""
+        with self.cursor() as cur:
+            for statement in HISTORY_DDL:
                 cur.execute(statement)
 
     def high_waters(self, topic: str) -> dict[int, int]:
