@@ -58,7 +58,7 @@ def load_demo_history(settings: Settings, faust: list[str]) -> None:
             print(f"history: {step[0]} failed (see above): the demo goes on without past sales; "
                   "`make demo` tries again at its next start", flush=True)
             return
-    marker.write_text(f"{path}\n")
+    marker.write_text(f"{DEMO_HISTORY_DAYS} days, on {time.strftime('%Y-%m-%d')}\n")
     path.unlink()
 
 
