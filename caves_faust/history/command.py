@@ -22,6 +22,7 @@ from caves_faust.snowflake.history_tables import HISTORY_TABLE
 
 ACTIONS = ("generate", "load")
 UNREADABLE = 2  # exit code: not a history file, nothing loaded
+USAGE = 2  # exit code: a missing option or argument, as click's own
 
 
 @app.command(
@@ -42,10 +43,10 @@ async def history(self: ExitCodeCommand, action: str, path: Path | None, days: i
     into BATCH_DATA.SALES, each order line once (exit 1 when some rows are bad: they are named, the rest loaded)."""
     if action == "generate":
         if days is None or out is None:
-            raise click.UsageError("history generate needs --days N and --out PATH")
+            return _usage("history generate needs --days N and --out PATH")
         return await asyncio.to_thread(_generate, self, days, out, seed, end.date() if end else None)
     if path is None:
-        raise click.UsageError("history load needs the PATH of a history file")
+        return _usage("history load needs the PATH of a history file")
     self.say(f"history load: {path} into {HISTORY_TABLE} on Snowflake {describe(settings)}")
     try:
         result = await asyncio.to_thread(load, path, settings, self.say)
@@ -54,6 +55,11 @@ async def history(self: ExitCodeCommand, action: str, path: Path | None, days: i
         return UNREADABLE
     self.say(result.summary(path))
     return 0 if result.complete else 1
+
+
+def _usage(message: str) -> int:
+    click.echo(f"Error: {message} (faust -A caves_faust history --help)", err=True)
+    return USAGE
 
 
 def _generate(command: ExitCodeCommand, days: int, out: Path, seed: int, end: date | None) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -148,3 +150,18 @@ def test_a_file_that_is_not_a_history_file_is_refused(tmp_path: Path) -> None:
 def test_the_calendar_expects_a_year_of_about_a_hundred_thousand_lines() -> None:
     total = sum(calendar.lines_on(date(2026, 1, 1) + timedelta(days=n)) for n in range(365))
     assert 80_000 < total < 130_000
+
+
+def test_the_generate_command_writes_the_days_before_end(tmp_path: Path) -> None:
+    out = tmp_path / "cli.db"
+    done = subprocess.run([sys.executable, "-m", "caves_faust", "history", "generate", "--days", "3", "--out",
+                           str(out), "--end", "2026-03-30", "--seed", "5"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    days = generation.days_ending_before(date(2026, 3, 30), 3)
+    expected = sum(len(generation.sales_on(day, 5, PARIS)) for day in days)
+    assert f"history generate: {expected:,} order lines, 2026-03-27 to 2026-03-29 (seed 5)" in done.stdout
+    with sqlite3.connect(out) as db:
+        assert db.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == expected
+    missing = subprocess.run([sys.executable, "-m", "caves_faust", "history", "generate", "--days", "3"],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "needs --days N and --out PATH" in missing.stderr
