@@ -59,6 +59,25 @@ def check(values: dict[str, Any]) -> CheckedSale | BadRow:
     return CheckedSale(tuple(checked[name] for name in COLUMNS))
 
 
+def check_row(row: tuple[Any, ...]) -> CheckedSale | BadRow:
+    """`check` for a row as read: (rowid, *COLUMNS). A good row passes one quick test (it is the common case of a
+    million); a row that fails it goes through `check`, which says why."""
+    _, line_id, moment, customer, product, name, category, quantity, price, discount, total, bottle, channel = row
+    if (type(line_id) is int and type(customer) is int and type(product) is int and type(quantity) is int
+            and line_id > 0 and customer > 0 and product > 0 and quantity > 0 and type(moment) is str
+            and all(v is None or (type(v) in (int, float) and 0 <= v < math.inf)
+                    for v in (price, discount, total, bottle))
+            and (discount is None or discount <= 1)
+            and all(v is None or type(v) is str for v in (name, category, channel))):
+        try:
+            parsed = datetime.fromisoformat(moment)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return CheckedSale((line_id, parsed.isoformat(), *row[3:]))
+    return check(dict(zip(("rowid", *COLUMNS), row, strict=True)))
+
+
 def _reason(values: dict[str, Any]) -> str | None:
     for name in REQUIRED:
         if values.get(name) is None:
@@ -127,12 +146,11 @@ class HistoryFile:
     def batches(self, batch_size: int) -> Iterator[list[CheckedSale | BadRow]]:
         """The rows, checked, in order_line_id order; a second row with the same order_line_id is bad."""
         cursor = self.db.execute(f"SELECT rowid, {', '.join(COLUMNS)} FROM {TABLE} ORDER BY order_line_id, rowid")
-        names = ("rowid", *COLUMNS)
         previous: int | None = None
         while rows := cursor.fetchmany(batch_size):
             batch: list[CheckedSale | BadRow] = []
             for row in rows:
-                checked = check(dict(zip(names, row, strict=True)))
+                checked = check_row(row)
                 if isinstance(checked, CheckedSale):
                     if checked.order_line_id == previous:
                         checked = BadRow(f"order_line_id {previous}", "order_line_id twice in the file")

@@ -14,7 +14,15 @@ import pytest
 
 from caves_faust.generator.events import FIRST_ORDER_LINE_IDS, catalog
 from caves_faust.history import calendar, generation
-from caves_faust.history.sqlite_file import BadRow, CheckedSale, HistoryFile, UnreadableFile, check
+from caves_faust.history.sqlite_file import (
+    COLUMNS,
+    BadRow,
+    CheckedSale,
+    HistoryFile,
+    UnreadableFile,
+    check,
+    check_row,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 YEAR = generation.days_ending_before(date(2026, 12, 7), 365)
@@ -110,6 +118,18 @@ GOOD = {"rowid": 1, "order_line_id": 7, "ordered_at": "2026-01-15T23:30:00+01:00
 ])
 def test_a_bad_row_is_named_with_its_reason(change, where, reason) -> None:
     assert check({**GOOD, **change}) == BadRow(where, reason)
+    assert check_row(as_read({**GOOD, **change})) == BadRow(where, reason)
+
+
+def as_read(values: dict) -> tuple:
+    return tuple(values.get(name) for name in ("rowid", *COLUMNS))
+
+
+@pytest.mark.parametrize("change", [{}, {"discount": None, "product_name": None, "unit_price": 10}, {"discount": 1},
+                                    {"ordered_at": "2026-01-15T22:30:00Z"}, {"total_price": 0.0}, {"quantity": True},
+                                    {"unit_price": float("nan")}, {"total_price": float("inf")}, {"discount": -0.1}])
+def test_the_quick_check_of_a_row_as_read_agrees_with_the_full_one(change) -> None:
+    assert check_row(as_read({**GOOD, **change})) == check({**GOOD, **change})
 
 
 def test_a_good_row_keeps_its_values_and_optional_fields_may_be_missing() -> None:
