@@ -8,6 +8,7 @@ history lines), and two builds follow. Every expected figure is recomputed here 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -250,5 +251,24 @@ def test_the_layers_count_history_and_stream_each_line_once_and_grow_with_the_ne
         "daily_sales": len({(line["moment"].astimezone(SHOP).date(), line["sales_channel"]) for line in touched}),
         "product_performance": len({line["product_id"] for line in touched}),
         "customer_metrics": len({line["customer_id"] for line in touched}),
+    }
+
+    # A line streamed again, on another day, channel, product and customer (a producer that sent it twice): written
+    # here on a partition the worker does not write, as a second producer's copy would be. The new copy counts, once;
+    # the old copy's day, product and customer are recounted without it.
+    again = {**STREAMED[3], "event_timestamp": (NOW - timedelta(days=60, seconds=17)).isoformat(),
+             "sales_channel": "Boutique Bordeaux", "product_id": 4006, "customer_id": 36, "quantity": 11}
+    pipeline.query(
+        "INSERT INTO RAW_EVENTS_STREAM (EVENT_TYPE, PRODUCT_ID, CUSTOMER_ID, EVENT_METADATA, EVENT_CONTENT) "
+        "SELECT 'ORDER_CREATED', 4006, 36, PARSE_JSON(%s), PARSE_JSON(%s)",
+        (json.dumps({"topic": pipeline.sales_topic, "partition": pipeline.partitions, "offset": 0,
+                     "timestamp": NOW.timestamp()}), json.dumps(again)))
+    written = build(pipeline)
+    assert layers(pipeline) == expected(facts(history, [*STREAMED, again]))
+    touched = [*facts([], [STREAMED[3]]).values(), *facts([], [again]).values()]
+    assert written == {
+        "stg_inventory_adjustments": 0, "stg_order_lines": 1, "fct_sales": 1,
+        "daily_sales": len({(line["moment"].astimezone(SHOP).date(), line["sales_channel"]) for line in touched}),
+        "product_performance": 2, "customer_metrics": 2,
     }
     assert build(pipeline) == dict.fromkeys(written, 0)

@@ -2,10 +2,11 @@
           tmp_relation_type='transient') }}
 
 -- One row per order line, history and stream together: a line in both (same ORDER_LINE_ID) counts once, the streamed
--- copy winning. Incremental: a build merges only the streamed lines past the source positions it holds and the
--- history lines it lacks, so it writes O(new lines); a streamed copy of a history line replaces it, and carries the
--- history copy's day, channel, product and customer (REPLACED_*) so that the aggregates recount those too. BUILT_AT
--- says which build wrote a row: the aggregates recompute the keys of the rows built since they last read.
+-- copy winning. Incremental: a build writes only the streamed lines past the source positions it holds and the
+-- history lines it lacks, so it writes O(new lines); a line it already held (a history line now streamed, a line
+-- streamed twice) is replaced by the new copy, which carries the old copy's day, channel, product and customer
+-- (REPLACED_*) so that the aggregates recount those too. BUILT_AT says which build wrote a row: the aggregates
+-- recount the keys of the rows built since they last read.
 WITH stream AS (
     SELECT
         lines.ORDER_LINE_ID, 'stream' AS SOURCE, 1 AS PRECEDENCE, lines.EVENT_KEY, lines.SOURCE_TOPIC,
@@ -63,11 +64,19 @@ SELECT
     {{ discount_amount('lines') }} AS DISCOUNT_AMOUNT,
     lines.ORDERED_AT,
     {{ shop_date('lines.ORDERED_AT') }} AS SALES_DATE,
-    {{ shop_date('past.ORDERED_AT') }} AS REPLACED_SALES_DATE,
-    past.SALES_CHANNEL AS REPLACED_SALES_CHANNEL,
-    past.PRODUCT_ID AS REPLACED_PRODUCT_ID,
-    past.CUSTOMER_ID AS REPLACED_CUSTOMER_ID,
+    {% if is_incremental() %}
+    held.SALES_DATE AS REPLACED_SALES_DATE,
+    held.SALES_CHANNEL AS REPLACED_SALES_CHANNEL,
+    held.PRODUCT_ID AS REPLACED_PRODUCT_ID,
+    held.CUSTOMER_ID AS REPLACED_CUSTOMER_ID,
+    {% else %}
+    NULL::DATE AS REPLACED_SALES_DATE,
+    NULL::VARCHAR AS REPLACED_SALES_CHANNEL,
+    NULL::INTEGER AS REPLACED_PRODUCT_ID,
+    NULL::INTEGER AS REPLACED_CUSTOMER_ID,
+    {% endif %}
     '{{ run_started_at.isoformat() }}'::TIMESTAMP_TZ AS BUILT_AT
 FROM lines
-LEFT JOIN {{ ref('stg_history_sales') }} AS past
-    ON lines.SOURCE = 'stream' AND past.ORDER_LINE_ID = lines.ORDER_LINE_ID
+{% if is_incremental() %}
+LEFT JOIN {{ this }} AS held ON held.ORDER_LINE_ID = lines.ORDER_LINE_ID
+{% endif %}
