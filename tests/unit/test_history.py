@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 from caves_faust.generator.events import FIRST_ORDER_LINE_IDS, catalog
 from caves_faust.history import calendar, generation
+from caves_faust.history.progress import Progress
 from caves_faust.history.sqlite_file import (
     COLUMNS,
     BadRow,
@@ -185,3 +188,24 @@ def test_the_generate_command_writes_the_days_before_end(tmp_path: Path) -> None
     missing = subprocess.run([sys.executable, "-m", "caves_faust", "history", "generate", "--days", "3"],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "needs --days N and --out PATH" in missing.stderr
+
+
+class Terminal(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_the_progress_bar_shows_on_a_terminal_only() -> None:
+    shown, hidden = Terminal(tty=True), Terminal(tty=False)
+    for stream in (shown, hidden):
+        progress = Progress("history load", 1000, stream=stream)
+        progress.advance(250)
+        progress.advance(750)  # the last step is always drawn
+        progress.close()
+    assert hidden.getvalue() == ""
+    last = shown.getvalue().rstrip("\n").split("\r")[-1]
+    assert re.fullmatch(r"history load \[#{30}\] 1,000/1,000 rows, [\d,]+ rows/s, ETA 0:00 ", last), last
