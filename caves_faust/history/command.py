@@ -18,6 +18,7 @@ from caves_faust.history.loader import load
 from caves_faust.history.progress import Progress
 from caves_faust.history.sqlite_file import UnreadableFile
 from caves_faust.snowflake.connection import describe
+from caves_faust.snowflake.errors import WAREHOUSE_ERRORS
 from caves_faust.snowflake.history_tables import HISTORY_TABLE
 
 ACTIONS = ("generate", "load")
@@ -53,6 +54,9 @@ async def history(self: ExitCodeCommand, action: str, path: Path | None, days: i
     except UnreadableFile as exc:
         self.say(f"history load: nothing loaded: {exc}")
         return UNREADABLE
+    except WAREHOUSE_ERRORS as exc:  # the batches committed stay, once; loading again adds the rest
+        self.say(f"history load: stopped, Snowflake failed: {exc}; the batches loaded stay, run it again for the rest")
+        return 1
     self.say(result.summary(path))
     return 0 if result.complete else 1
 
