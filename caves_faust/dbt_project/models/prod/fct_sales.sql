@@ -75,7 +75,8 @@ SELECT
     NULL::INTEGER AS REPLACED_PRODUCT_ID,
     NULL::INTEGER AS REPLACED_CUSTOMER_ID,
     {% endif %}
-    '{{ run_started_at.isoformat() }}'::TIMESTAMP_TZ AS BUILT_AT
+    -- The warehouse's clock, not the build host's: builds from hosts whose clocks differ still order their rows.
+    CURRENT_TIMESTAMP()::TIMESTAMP_TZ AS BUILT_AT
 FROM lines
 {% if is_incremental() %}
 LEFT JOIN {{ this }} AS held ON held.ORDER_LINE_ID = lines.ORDER_LINE_ID
