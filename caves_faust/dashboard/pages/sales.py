@@ -90,8 +90,8 @@ with ui.section(f"Chiffre d'affaires par mois et par catégorie, {MONTHS} dernie
         months = months.assign(REVENUE=months["REVENUE"].astype(float))
         months["CA"] = months["REVENUE"].map(french.euros)
         months["Mois"] = pd.to_datetime(months["MONTH"]).dt.strftime("%m/%Y")
-        revenue_bars(months, alt.X("yearmonth(MONTH):T", title=None, axis=alt.Axis(format="%m/%Y")), "Mois",
-                     "CATEGORY", "Catégorie")
+        # One bar per month, as wide with 2 months as with 12: the month as a label, in calendar order.
+        revenue_bars(months, alt.X("Mois:N", sort=alt.SortField("MONTH"), title=None), "Mois", "CATEGORY", "Catégorie")
 
 with ui.section("Origine des chiffres : historique et flux"):
     days = reads.sales_sources()
