@@ -32,7 +32,8 @@ class LoadResult:
     read: int = 0
     inserted: int = 0  # new in the table
     already: int = 0  # there before (an earlier load, an overlapping file)
-    bad: list[BadRow] = field(default_factory=list)
+    bad: int = 0
+    shown: list[BadRow] = field(default_factory=list)  # the first BAD_ROWS_SHOWN bad rows: memory stays bounded
     seconds: float = 0.0
 
     @property
@@ -43,7 +44,7 @@ class LoadResult:
         rate = self.read / self.seconds if self.seconds else 0.0
         return (f"history load: {'complete' if self.complete else 'incomplete'}, {path}: {self.read:,} rows read in "
                 f"{self.seconds:.1f}s ({rate:,.0f} rows/s): {self.inserted:,} loaded now, {self.already:,} already "
-                f"there, {len(self.bad):,} bad")
+                f"there, {self.bad:,} bad")
 
 
 def load(path: Path, settings: Settings, say: Callable[[str], None]) -> LoadResult:
@@ -75,14 +76,15 @@ def load(path: Path, settings: Settings, say: Callable[[str], None]) -> LoadResu
         warehouse.close()
         history.close()
     result.seconds = progress.seconds
-    if len(result.bad) > BAD_ROWS_SHOWN:
-        say(f"history load: ... and {len(result.bad) - BAD_ROWS_SHOWN:,} more bad rows")
+    if result.bad > BAD_ROWS_SHOWN:
+        say(f"history load: ... and {result.bad - BAD_ROWS_SHOWN:,} more bad rows")
     return result
 
 
 def _bad(result: LoadResult, row: BadRow, say: Callable[[str], None]) -> None:
-    result.bad.append(row)
-    if len(result.bad) <= BAD_ROWS_SHOWN:
+    result.bad += 1
+    if result.bad <= BAD_ROWS_SHOWN:
+        result.shown.append(row)
         say(f"history load: bad row, not loaded: {row}")
 
 
