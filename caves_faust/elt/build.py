@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -21,6 +22,8 @@ from typing import Any
 from caves_faust.settings import Settings
 from caves_faust.snowflake.connection import Warehouse
 from caves_faust.snowflake.errors import WAREHOUSE_ERRORS
+
+log = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).parents[1] / "dbt_project"
 PROFILE = "caves_faust"  # the profile dbt_project.yml names
@@ -159,6 +162,9 @@ def _create_sources(settings: Settings) -> None:
     try:
         warehouse.bootstrap()
         warehouse.create_history_table()
+        dropped = warehouse.drop_sales_tables_of_old_layout()
+        if dropped:
+            log.info("elt: %s from before the incremental sales tables dropped: built whole once", ", ".join(dropped))
     finally:
         warehouse.close()
 

@@ -24,7 +24,7 @@ from snowflake.connector.cursor import SnowflakeCursor, SnowflakeCursorBase
 
 from caves_faust.settings import Settings
 from caves_faust.snowflake.errors import WAREHOUSE_ERRORS, FencedOut, is_content_error, is_outage
-from caves_faust.snowflake.history_tables import HISTORY_DDL
+from caves_faust.snowflake.history_tables import DROP_SALES_TABLE, HISTORY_DDL, SALES_TABLES_OF_OLD_LAYOUT
 from caves_faust.snowflake.locks import stale_transactions
 from caves_faust.snowflake.tables import (
     ABORT_TRANSACTION,
@@ -157,6 +157,15 @@ class Warehouse:
         with self.cursor() as cur:
             for statement in HISTORY_DDL:
                 cur.execute(statement)
+
+    def drop_sales_tables_of_old_layout(self) -> list[str]:
+        """The PROD sales tables an earlier build left, not incremental yet, dropped (dbt builds them whole again)."""
+        with self.cursor() as cur:
+            cur.execute(SALES_TABLES_OF_OLD_LAYOUT)
+            old = sorted(name for (name,) in cur.fetchall() if name in DROP_SALES_TABLE)
+            for name in old:
+                cur.execute(DROP_SALES_TABLE[name])
+        return old
 
     def high_waters(self, topic: str) -> dict[int, int]:
         with self.cursor() as cur:

@@ -36,3 +36,15 @@ INSERT_MISSING_SALES = f"""INSERT INTO {HISTORY_TABLE} (ORDER_LINE_ID, ORDERED_A
            value[11]::VARCHAR, ?
     FROM TABLE(FLATTEN(input => PARSE_JSON(?)))
     WHERE NOT EXISTS (SELECT 1 FROM {HISTORY_TABLE} AS loaded WHERE loaded.ORDER_LINE_ID = value[0]::INTEGER)"""
+
+# The sales tables the layers build incrementally since history came in (issue 27). One left by an earlier build,
+# rebuilt whole at each build, lacks FACTS_BUILT_AT: dbt's incremental build cannot read it, so `elt` drops it first
+# and dbt builds it whole once (it only ever derives from staging).
+LAYERS_SCHEMA = "PROD"
+INCREMENTAL_SALES_TABLES = ("DAILY_SALES", "PRODUCT_PERFORMANCE", "CUSTOMER_METRICS")
+_NAMES = ", ".join(f"'{name}'" for name in INCREMENTAL_SALES_TABLES)
+SALES_TABLES_OF_OLD_LAYOUT = f"""SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES AS t
+    WHERE TABLE_SCHEMA = '{LAYERS_SCHEMA}' AND TABLE_NAME IN ({_NAMES})
+      AND NOT EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.COLUMNS AS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA
+                      AND c.TABLE_NAME = t.TABLE_NAME AND c.COLUMN_NAME = 'FACTS_BUILT_AT')"""
+DROP_SALES_TABLE = {name: f"DROP TABLE IF EXISTS {LAYERS_SCHEMA}.{name}" for name in INCREMENTAL_SALES_TABLES}

@@ -232,6 +232,11 @@ def test_the_layers_count_history_and_stream_each_line_once_and_grow_with_the_ne
     worker = pipeline.worker(0)
     pipeline.started_workers.append(worker)
     worker.start()  # creates RAW_EVENTS_STREAM: the layers read it
+    # A DAILY_SALES left by a build from before the sales tables were incremental (no FACTS_BUILT_AT), stale.
+    pipeline.query("CREATE SCHEMA IF NOT EXISTS PROD")
+    pipeline.query("CREATE TABLE PROD.DAILY_SALES AS SELECT '2020-01-01'::DATE AS SALES_DATE, "
+                   "'E-com' AS SALES_CHANNEL, 1 AS ORDERS, 1 AS UNITS, 9.99::NUMBER(14, 2) AS REVENUE, "
+                   "0::NUMBER(14, 2) AS DISCOUNT_AMOUNT")
     build(pipeline)
     assert layers(pipeline) == expected(facts(history, []))
 
