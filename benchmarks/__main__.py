@@ -1,4 +1,4 @@
-"""`python -m benchmarks [NAME ...]` (`make bench`): ceiling+pipeline, sink, latency, streaming, memory.
+"""`python -m benchmarks [NAME ...]` (`make bench`): ceiling+pipeline, sink, latency, streaming, history, memory.
 
 Ratios are what count: these machines are noisy, so each ratio is measured within one run.
 """
@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from benchmarks.common import BenchStack, messages, produce, report, row_count, rss_mb
+from benchmarks.history import bench_history
 from benchmarks.steady import Progress, ceiling, follow, raw_client
 from caves_faust.devstack.process import free_port
 from caves_faust.devstack.snowflake import EmbeddedSnowflake
@@ -283,13 +284,13 @@ def bench_memory(bench: BenchStack) -> None:
 
 
 BENCHMARKS = {"pipeline": bench_pipeline, "sink": bench_sink, "latency": bench_latency, "streaming": bench_streaming,
-              "memory": bench_memory}
+              "history": bench_history, "memory": bench_memory}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), help="default: all but memory")
-    names = parser.parse_args().names or ["pipeline", "sink", "latency", "streaming"]
+    names = parser.parse_args().names or ["pipeline", "sink", "latency", "streaming", "history"]
     bench = BenchStack.start()
     try:
         for name in names:

@@ -23,6 +23,7 @@ WORKER_MODULES = (
     "caves_faust.elt.schedule",
     "caves_faust.elt.command",
     "caves_faust.generator.command",
+    "caves_faust.history.command",
     "caves_faust.dlq.commands",
     "caves_faust.audit",
 )

@@ -1,4 +1,4 @@
-"""The base of the commands that answer with an exit code (`audit`, `elt`, `dlq`)."""
+"""The base of the commands that answer with an exit code (`audit`, `elt`, `dlq`, `history`)."""
 
 from __future__ import annotations
 

@@ -249,6 +249,8 @@ class Settings:
     # Warehouse layers (dbt, `elt`): the leader builds them this often (0: never); sales dates in this time zone.
     elt_interval_seconds: float = _setting("ELT_INTERVAL_SECONDS", "300", _non_negative_float)
     shop_timezone: str = _setting("SHOP_TIMEZONE", "Europe/Paris", _time_zone)
+    # `history load`: rows per transaction (a few MB of JSON each at the default).
+    history_load_batch_rows: int = _setting("HISTORY_LOAD_BATCH_ROWS", "20000", _positive_int)
     # How often the leader runs the audit (every offset stored exactly once, stock as in the warehouse); 0: never.
     audit_interval_seconds: float = _setting("AUDIT_INTERVAL_SECONDS", "3600", _non_negative_float)
     # The business dashboard (`make dashboard`): loopback unless opened on purpose.

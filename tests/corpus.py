@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterable, cast
 
@@ -118,3 +121,20 @@ def fake_event(partition: int, offset: int, value: bytes = b"{}", key: bytes | N
     behind it)."""
     message = fake_message(partition, offset, value, key, headers, timestamp)
     return Event(cast(AppT, SimpleNamespace()), key, value, message.headers, message)
+
+
+# --- history files (`history load`'s input: the contract's SQLite `sales` table) ---
+
+HISTORY_COLUMNS = ("order_line_id", "ordered_at", "customer_id", "product_id", "product_name", "category", "quantity",
+                   "unit_price", "discount", "total_price", "bottle_size_liters", "sales_channel")
+
+
+def write_history(path: Path, lines: Iterable[dict[str, Any]]) -> Path:
+    """A history file holding `lines` (dicts keyed by HISTORY_COLUMNS; a missing key is NULL)."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE sales (order_line_id INTEGER PRIMARY KEY, ordered_at TEXT, customer_id INTEGER, "
+                   "product_id INTEGER, product_name TEXT, category TEXT, quantity INTEGER, unit_price REAL, "
+                   "discount REAL, total_price REAL, bottle_size_liters REAL, sales_channel TEXT)")
+        db.executemany(f"INSERT INTO sales VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})",
+                       [tuple(line.get(c) for c in HISTORY_COLUMNS) for line in lines])
+    return path

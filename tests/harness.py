@@ -8,6 +8,7 @@ query Snowflake through the real connector: what a user of the product would see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import snowflake.connector
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -189,6 +190,13 @@ class Pipeline:
             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
         )
 
+    def history_load(self, path: Path, **extra_env: str) -> subprocess.Popen:
+        """`faust -A caves_faust history load PATH` on this pipeline's Snowflake database, started (output: text)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "caves_faust", "history", "load", str(path)],
+            env={**self.env(free_port(), self.home / "history-data"), **extra_env},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+
     # --- Kafka ---
     def produce(self, values: Iterable[bytes | str | dict],
                 keys: Iterable[bytes | None] | None = None) -> list[tuple[int, int]]:
@@ -232,6 +240,19 @@ class Pipeline:
 
     def row_count(self) -> int:
         return len(self.rows())
+
+
+@contextlib.contextmanager
+def module_pipeline(stack: Stack, home: Path, name: str) -> Iterator[Pipeline]:
+    """A pipeline the tests of a module share; the workers they start go in its `started_workers` (as conftest names
+    it: tests/delivery.py reads it) and are stopped at the end."""
+    created = Pipeline(stack, name, home).create_topics()
+    created.started_workers = []  # type: ignore[attr-defined]
+    try:
+        yield created
+    finally:
+        for worker in created.started_workers:  # type: ignore[attr-defined]
+            worker.stop()
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Sales over a period of days ending today (the shop's today), and the same figures for the period before it."""
+"""Sales over a period of days ending today (the shop's today), and the same figures for the period before it and for
+the same days a year earlier."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ def totals(daily: pd.DataFrame, last_day: date, days: int) -> Totals:
     dates = pd.to_datetime(daily["SALES_DATE"]).dt.date
     rows = daily[(dates > last_day - timedelta(days=days)) & (dates <= last_day)]
     return Totals(float(rows["REVENUE"].astype(float).sum()), int(rows["ORDERS"].sum()), int(rows["UNITS"].sum()))
+
+
+def a_year_before(day: date) -> date:
+    """The same date a year earlier (28 February for a 29th)."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
+def a_year_earlier(daily: pd.DataFrame, today: date, period: Period) -> Totals:
+    """The period's totals a year earlier: the same days of the calendar, a year before."""
+    return totals(daily, a_year_before(today), period.days)
 
 
 def this_and_before(daily: pd.DataFrame, today: date, period: Period) -> tuple[Totals, Totals]:

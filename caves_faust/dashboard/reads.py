@@ -4,7 +4,7 @@ contract and the dbt project (`caves_faust/dbt_project/`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pandas as pd
 
@@ -22,6 +22,22 @@ NO_DEAD_LETTERS_TABLE = "Les lettres mortes ne sont pas encore copiées dans Sno
 
 def daily_sales() -> pd.DataFrame:
     return read(f"SELECT SALES_DATE, SALES_CHANNEL, ORDERS, UNITS, REVENUE FROM {PROD}.DAILY_SALES")
+
+
+def monthly_category_sales(since: date) -> pd.DataFrame:
+    """Per month (its first day) and category, from `since` on: net revenue and bottles, history and stream."""
+    return read(
+        f"""SELECT DATE_TRUNC('MONTH', SALES_DATE) AS MONTH, CATEGORY, SUM(NET_REVENUE) AS REVENUE,
+                   SUM(QUANTITY) AS UNITS
+            FROM {PROD}.FCT_SALES WHERE SALES_DATE >= ? GROUP BY MONTH, CATEGORY""",
+        (since,),
+    )
+
+
+def sales_sources() -> pd.DataFrame:
+    """Per sales date: its orders, and how many of them come from history files (the rest: the stream)."""
+    return read(f"""SELECT SALES_DATE, SUM(ORDERS) AS ORDERS, SUM(HISTORY_ORDERS) AS HISTORY_ORDERS
+                    FROM {PROD}.DAILY_SALES GROUP BY SALES_DATE""")
 
 
 def product_performance() -> pd.DataFrame:

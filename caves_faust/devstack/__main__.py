@@ -45,11 +45,36 @@ def status(settings: Settings) -> None:
         print(f"{service.name}: {'running' if service.running() else 'stopped'} (port {service.port})")
 
 
+DEMO_HISTORY_DAYS = 365
+
+
+def load_demo_history(settings: Settings, faust: list[str]) -> None:
+    """A year of generated past sales into the embedded Snowflake, once (a marker under .devstack/ remembers it):
+    the dashboard's year-on-year figures from the first minutes. Never into a real account."""
+    if not settings.embedded_snowflake:
+        return
+    marker = settings.devstack_dir / "history-loaded"
+    if marker.exists():
+        print(f"history: a year of generated past sales already loaded ({marker.read_text().strip()})")
+        return
+    path = settings.devstack_dir / "history.db"
+    print(f"history: first start, generating and loading {DEMO_HISTORY_DAYS} days of past sales (once)", flush=True)
+    for step in (["generate", "--days", str(DEMO_HISTORY_DAYS), "--out", str(path)], ["load", str(path)]):
+        if subprocess.run([*faust, "history", *step], stdin=subprocess.DEVNULL).returncode:
+            print(f"history: {step[0]} failed (see above): the demo goes on without past sales; "
+                  "`make demo` tries again at its next start", flush=True)
+            return
+    marker.write_text(f"{DEMO_HISTORY_DAYS} days, on {time.strftime('%Y-%m-%d')}\n")
+    path.unlink()
+
+
 def demo(settings: Settings) -> None:
-    """The whole product in the foreground: stack, worker, generator, dashboard. Ctrl-C stops what this started."""
+    """The whole product in the foreground: stack, worker, generator, dashboard; a year of past sales at the first
+    start. Ctrl-C stops what this started."""
     started = up(settings)
     catcher, worker_env = mail_catcher(settings)
     faust = [sys.executable, "-m", "caves_faust"]
+    load_demo_history(settings, faust)
     children = [
         subprocess.Popen([*faust, "worker", "-l", "info"], env=worker_env),
         subprocess.Popen([*faust, "generate", "--rate", "20", "--invalid-ratio", "0.02"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -19,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from caves_faust.settings import Settings
+from caves_faust.snowflake.connection import Warehouse
+from caves_faust.snowflake.errors import WAREHOUSE_ERRORS
+
+log = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).parents[1] / "dbt_project"
 PROFILE = "caves_faust"  # the profile dbt_project.yml names
@@ -75,6 +80,7 @@ class NodeResult:
     name: str
     status: str  # dbt's: success, error, skipped (models); pass, fail, warn, error, skipped (tests)
     message: str
+    rows_affected: int | None = None  # rows an incremental model's build wrote, as the warehouse told dbt
 
     @property
     def failed(self) -> bool:
@@ -96,6 +102,11 @@ class BuildResult:
         return "failed" if any(node.failed for node in self.nodes) else "error"
 
     @property
+    def rows_written(self) -> dict[str, int]:
+        """Rows each incremental model's build wrote (a table or view is created whole: not counted)."""
+        return {node.name: node.rows_affected for node in self.nodes if node.rows_affected is not None}
+
+    @property
     def failed_tests(self) -> list[NodeResult]:
         return [node for node in self.nodes if node.kind == "test" and node.failed]
 
@@ -106,6 +117,8 @@ class BuildResult:
         tally = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
         lines = [f"elt: {self.outcome} in {self.seconds:.1f}s: {counted}" + (f" ({tally})" if tally else "")]
         lines += [f"  {node.kind} {node.name}: {node.status}: {node.message}" for node in self.nodes if node.failed]
+        if self.rows_written:
+            lines.append("  rows written: " + ", ".join(f"{name} {rows:,}" for name, rows in self.rows_written.items()))
         if self.outcome == "error":
             lines += [f"  dbt exited with {self.returncode}:", self.output_tail]
         return "\n".join(lines)
@@ -119,8 +132,14 @@ def dbt_vars(settings: Settings) -> dict:
 
 
 async def build(settings: Settings) -> BuildResult:
-    """`dbt build` once, in a subprocess (never on the event loop); killed if the caller is cancelled."""
+    """`dbt build` once, in a subprocess (never on the event loop); killed if the caller is cancelled. The tables the
+    layers read are created empty first when missing (RAW_EVENTS_STREAM before the worker's first write,
+    BATCH_DATA.SALES when no history was ever loaded), so that a build can always read them."""
     started = time.monotonic()
+    try:
+        await asyncio.to_thread(_create_sources, settings)
+    except WAREHOUSE_ERRORS as exc:
+        return BuildResult(1, time.monotonic() - started, (), f"the source tables could not be created: {exc}")
     with tempfile.TemporaryDirectory(prefix="caves_faust-elt-") as work:
         profiles, secrets = profile(settings)
         Path(work, "profiles.yml").write_text(json.dumps(profiles))  # JSON is YAML
@@ -140,24 +159,48 @@ async def build(settings: Settings) -> BuildResult:
             process.kill()
             await process.wait()
             raise
-        nodes = run_results(Path(work, "target", "run_results.json"))
+        nodes = run_results(Path(work, "target", "run_results.json"), Path(work, "target", "manifest.json"))
     tail = "\n".join(output.decode(errors="replace").splitlines()[-OUTPUT_TAIL_LINES:])
     return BuildResult(process.returncode or 0, time.monotonic() - started, nodes, tail)
 
 
-def run_results(path: Path) -> tuple[NodeResult, ...]:
-    """The nodes of dbt's run_results.json (absent when dbt stopped before building anything)."""
+def _create_sources(settings: Settings) -> None:
+    warehouse = Warehouse(settings)
+    try:
+        warehouse.bootstrap()
+        warehouse.create_history_table()
+        dropped = warehouse.drop_sales_tables_of_old_layout()
+        if dropped:
+            log.info("elt: %s from before the incremental sales tables dropped: built whole once", ", ".join(dropped))
+    finally:
+        warehouse.close()
+
+
+def run_results(path: Path, manifest: Path | None = None) -> tuple[NodeResult, ...]:
+    """The nodes of dbt's run_results.json (absent when dbt stopped before building anything); with its manifest,
+    the rows the incremental models wrote."""
     try:
         results = json.loads(path.read_text())["results"]
     except (OSError, ValueError, KeyError):
         return ()
-    return tuple(_node(result) for result in results)
+    incremental = _incremental_models(manifest) if manifest else set()
+    return tuple(_node(result, result["unique_id"] in incremental) for result in results)
 
 
-def _node(result: dict[str, Any]) -> NodeResult:
+def _incremental_models(manifest: Path) -> set[str]:
+    try:
+        nodes = json.loads(manifest.read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return set()
+    return {unique_id for unique_id, node in nodes.items()
+            if node.get("config", {}).get("materialized") == "incremental"}
+
+
+def _node(result: dict[str, Any], incremental: bool = False) -> NodeResult:
     # unique_id: "<kind>.<project>.<name>", generic tests followed by ".<hash>"
     kind, _, name = result["unique_id"].split(".", 2)
     if kind == "test" and "." in name:
         name = name.rsplit(".", 1)[0]
     message = " ".join(str(result.get("message") or "").split())
-    return NodeResult(kind, name, str(result.get("status")), message)
+    rows = (result.get("adapter_response") or {}).get("rows_affected") if incremental else None
+    return NodeResult(kind, name, str(result.get("status")), message, rows if isinstance(rows, int) else None)

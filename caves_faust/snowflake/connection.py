@@ -24,6 +24,7 @@ from snowflake.connector.cursor import SnowflakeCursor, SnowflakeCursorBase
 
 from caves_faust.settings import Settings
 from caves_faust.snowflake.errors import WAREHOUSE_ERRORS, FencedOut, is_content_error, is_outage
+from caves_faust.snowflake.history_tables import DROP_SALES_TABLE, HISTORY_DDL, SALES_TABLES_OF_OLD_LAYOUT
 from caves_faust.snowflake.locks import stale_transactions
 from caves_faust.snowflake.tables import (
     ABORT_TRANSACTION,
@@ -161,6 +162,21 @@ class Warehouse:
         with self.cursor() as cur:
             for statement in DDL:
                 cur.execute(statement)
+
+    def create_history_table(self) -> None:
+        """BATCH_DATA.SALES, empty, unless there: `history load` fills it, the warehouse layers read it."""
+        with self.cursor() as cur:
+            for statement in HISTORY_DDL:
+                cur.execute(statement)
+
+    def drop_sales_tables_of_old_layout(self) -> list[str]:
+        """The PROD sales tables an earlier build left, not incremental yet, dropped (dbt builds them whole again)."""
+        with self.cursor() as cur:
+            cur.execute(SALES_TABLES_OF_OLD_LAYOUT)
+            old = sorted(name for (name,) in cur.fetchall() if name in DROP_SALES_TABLE)
+            for name in old:
+                cur.execute(DROP_SALES_TABLE[name])
+        return old
 
     def high_waters(self, topic: str, topic_id: str | None) -> dict[tuple[str | None, int], int]:
         """(topic id, partition) -> the highest offset stored, of every life of the topic; the marks of no known

@@ -1,7 +1,9 @@
 """The business dashboard, as the shop sees it, on a known corpus sent through the real pipeline and models.
 
 One corpus (the generator's, with timestamps spread over 40 days of the shop's calendar) goes through Kafka and
-the worker into Snowflake, the warehouse models are built once, and then: Streamlit's headless AppTest reads
+the worker into Snowflake, with a history file made here from it (three orders in four, a year earlier, and a few
+lines the stream also carries, which count once) loaded by `history load`; the warehouse models are built once,
+and then: Streamlit's headless AppTest reads
 every page's figures and compares them with a recomputation from the events sent, made here; the empty states
 are rendered with no model built and with no worker; a real Chromium loads every page of the running app.
 """
@@ -33,7 +35,7 @@ from streamlit.testing.v1 import AppTest
 from caves_faust.devstack.process import free_port
 from caves_faust.generator.events import INVALID, EventGenerator, Message
 from tests.browser import Chromium
-from tests.corpus import expected_stock
+from tests.corpus import expected_stock, write_history
 from tests.delivery import stock_served
 from tests.harness import Pipeline, Stack, Worker, wait_until
 from tests.reliability.faults import listening_addresses, non_loopback_address
@@ -43,19 +45,20 @@ pytestmark = pytest.mark.integration
 APP = Path(__file__).resolve().parents[2] / "caves_faust" / "dashboard" / "app.py"
 ZONE = ZoneInfo("Europe/Paris")  # SHOP_TIMEZONE's default, which the pipeline keeps
 SEED = 16
+HISTORY_IDS = 5_000_000_000_000  # the history file's own lines: no order of the corpus has such an id
 EVENTS = 1200
 INVALID_RATIO = 0.03
 HISTORY_DAYS = 40
 TODAY_SHARE = 0.1
 PAGES = {  # file: (title, charts it shows with data)
-    "pages/sales.py": ("Ventes", 2),
+    "pages/sales.py": ("Ventes", 3),
     "pages/products.py": ("Produits", 3),
     "pages/inventory.py": ("Stock", 2),
     "pages/customers.py": ("Clients", 2),
     "pages/freshness.py": ("Fraîcheur des données", 1),
 }
 RUN_SECONDS = 60
-WINDOW_HEIGHT = 2000  # pixels: the longest page whole, for its screenshot
+WINDOW_HEIGHT = 3000  # pixels: the longest page (Ventes) whole, for its screenshot
 PASSWORD = "s3cr3t-CANARY-dashboard-pw"
 
 
@@ -74,10 +77,38 @@ def spread_clock(now: datetime) -> Iterator[str]:
         yield moment.isoformat(timespec="milliseconds")
 
 
+def a_year_before(moment: datetime) -> datetime:
+    """The same time on the shop's clock a year earlier (28 February for a 29th)."""
+    local = moment.astimezone(ZONE)
+    day = local.day if (local.month, local.day) != (2, 29) else 28
+    return local.replace(year=local.year - 1, day=day, tzinfo=None).replace(tzinfo=ZONE)
+
+
 @dataclass
 class Corpus:
     messages: list[Message]
     today: date
+
+    @property
+    def history(self) -> list[dict]:
+        """The history file's lines: three orders in four a year earlier, under new ids; and the first 5 orders a
+        year earlier under their own ids (the streamed copies count, not these)."""
+        earlier = [{**o, "ordered_at": a_year_before(datetime.fromisoformat(o["event_timestamp"])).isoformat(),
+                    "order_line_id": (HISTORY_IDS + i if i >= 5 else o["order_line_id"])}
+                   for i, o in enumerate(self.orders) if i < 5 or i % 4]
+        return earlier
+
+    @property
+    def counted_history(self) -> list[dict]:
+        streamed = {o["order_line_id"] for o in self.orders}
+        return [line for line in self.history if line["order_line_id"] not in streamed]
+
+    def year_before(self, days: int) -> tuple[Decimal, int]:
+        """Revenue and orders of the history lines on the `days` days ending on the same date a year earlier."""
+        last = a_year_before(datetime.combine(self.today, time(12), ZONE)).date()
+        chosen = [line for line in self.counted_history
+                  if last - timedelta(days=days) < datetime.fromisoformat(line["ordered_at"]).date() <= last]
+        return sum((Decimal(str(line["total_price"])) for line in chosen), Decimal(0)), len(chosen)
 
     def events(self, event_type: str) -> list[dict]:
         return [json.loads(m.value) for m in self.messages if m.kind == event_type]
@@ -111,7 +142,7 @@ class Corpus:
     def by(self, key: str) -> dict[int, dict]:
         """Revenue, orders and bottles per product or customer."""
         totals: dict[int, dict] = defaultdict(lambda: {"revenue": Decimal(0), "orders": 0, "units": 0})
-        for order in self.orders:
+        for order in self.orders + self.counted_history:
             entry = totals[order[key]]
             entry["revenue"] += Decimal(str(order["total_price"]))
             entry["orders"] += 1
@@ -151,9 +182,12 @@ def shop(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         wait_until(lambda: pipeline.row_count() == corpus.valid, 120, "every valid event in Snowflake")
         expected = {str(p): s for p, s in corpus.stock().items()}
         wait_until(lambda: stock_served(worker) == expected, 60, "the worker's stock to match the corpus")
+        letters_in_snowflake(pipeline, corpus.invalid)
+        loaded = pipeline.history_load(write_history(pipeline.home / "history.db", corpus.history))
+        output, _ = loaded.communicate(timeout=120)
+        assert loaded.returncode == 0, output
         built = pipeline.elt()
         assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
-        letters_in_snowflake(pipeline, corpus.invalid)
         yield pipeline, worker, corpus
     finally:
         worker.stop()
@@ -226,9 +260,39 @@ def test_sales_page_shows_revenue_orders_bottles_and_basket_of_each_period_with_
         assert shown[f"Chiffre d'affaires, {label}"][0].endswith("\u00a0€")
 
 
+def test_sales_page_compares_each_period_with_the_same_days_a_year_earlier(shop, shop_page):
+    corpus = shop[2]
+    shown = metrics(shop_page("pages/sales.py"))
+
+    for label, days in (("aujourd'hui", 1), ("7 jours", 7), ("30 jours", 30)):
+        (revenue, orders, _), (revenue_ago, orders_ago) = corpus.sales(days), corpus.year_before(days)
+        assert orders_ago > 0  # the history has sales in every period compared
+        for name, now, ago in (("Chiffre d'affaires", revenue, revenue_ago), ("Commandes", orders, orders_ago)):
+            value, delta = shown[f"{name}, {label}, un an plus tôt"]
+            assert figure(value) == (round(ago, 2) if name == "Chiffre d'affaires" else ago), (name, label)
+            assert abs(figure(delta) - change(now, ago)) <= Decimal("0.051"), (name, label, delta)
+
+
+def test_sales_page_says_which_days_come_from_history_and_which_from_the_stream(shop, shop_page):
+    corpus = shop[2]
+    app = shop_page("pages/sales.py")
+    origins = next(frame.value for frame in app.dataframe if "Origine" in frame.value.columns).set_index("Origine")
+
+    history_days = {datetime.fromisoformat(line["ordered_at"]).date() for line in corpus.counted_history}
+    stream_days = {datetime.fromisoformat(o["event_timestamp"]).astimezone(ZONE).date() for o in corpus.orders}
+    assert not history_days & stream_days  # a year apart
+    for origin, days, orders in (("Historique chargé (fichiers)", history_days, len(corpus.counted_history)),
+                                 ("Flux (Kafka, en continu)", stream_days, len(corpus.orders))):
+        row = origins.loc[origin]
+        assert (row["Jours"], row["Du"], row["Au"]) == (len(days), min(days).strftime("%d/%m/%Y"),
+                                                        max(days).strftime("%d/%m/%Y")), origin
+        assert figure(row["Commandes"]) == orders
+    assert origins.loc["Les deux le même jour"]["Jours"] == 0
+
+
 def test_sales_page_lists_the_latest_orders_newest_first(shop, shop_page):
     corpus = shop[2]
-    latest = shop_page("pages/sales.py").dataframe[0].value
+    latest = shop_page("pages/sales.py").dataframe[-1].value
 
     newest = sorted(corpus.orders, key=lambda o: (o["event_timestamp"], o["order_line_id"]), reverse=True)
     assert list(latest["Commande"]) == [str(o["order_line_id"]) for o in newest[:len(latest)]]

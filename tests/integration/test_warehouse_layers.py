@@ -24,7 +24,7 @@ import pytest
 
 from tests.corpus import Case, cases
 from tests.delivery import BackgroundProducer, Sent, assert_exactly_once
-from tests.harness import Pipeline, Stack, Worker, wait_until
+from tests.harness import Pipeline, Stack, Worker, module_pipeline, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -190,12 +190,8 @@ def build(pipeline: Pipeline) -> datetime:
 
 @pytest.fixture(scope="module")
 def pipeline(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    created = Pipeline(stack, "warehouse_layers", tmp_path_factory.mktemp("warehouse")).create_topics()
-    # As conftest names it: tests/delivery.py reads it.
-    created.started_workers = []  # type: ignore[attr-defined]
-    yield created
-    for worker in created.started_workers:  # type: ignore[attr-defined]
-        worker.stop()
+    with module_pipeline(stack, tmp_path_factory.mktemp("warehouse"), "warehouse_layers") as created:
+        yield created
 
 
 def start(pipeline: Pipeline, index: int, **env: str) -> Worker:

@@ -97,6 +97,29 @@ def test_a_failed_test_is_named_in_the_summary(tmp_path: Path):
     ]
 
 
+def test_the_rows_the_incremental_models_wrote_are_summed_up(tmp_path: Path):
+    results = {"results": [
+        {"unique_id": "model.caves_faust.fct_sales", "status": "success", "message": "SUCCESS 40",
+         "adapter_response": {"rows_affected": 40}},
+        {"unique_id": "model.caves_faust.dim_products", "status": "success", "message": "SUCCESS 1",
+         "adapter_response": {"rows_affected": 1}},  # a table, created whole: its figure is not rows
+        {"unique_id": "model.caves_faust.daily_sales", "status": "success", "message": "SUCCESS 1234",
+         "adapter_response": {"rows_affected": 1234}},
+    ]}
+    manifest = {"nodes": {
+        "model.caves_faust.fct_sales": {"config": {"materialized": "incremental"}},
+        "model.caves_faust.dim_products": {"config": {"materialized": "table"}},
+        "model.caves_faust.daily_sales": {"config": {"materialized": "incremental"}},
+    }}
+    (tmp_path / "run_results.json").write_text(json.dumps(results))
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    result = BuildResult(0, 4.0, run_results(tmp_path / "run_results.json", tmp_path / "manifest.json"), "")
+
+    assert result.rows_written == {"fct_sales": 40, "daily_sales": 1234}
+    assert result.summary().splitlines()[1] == "  rows written: fct_sales 40, daily_sales 1,234"
+    assert run_results(tmp_path / "run_results.json")[0].rows_affected is None  # no manifest: no figure
+
+
 def test_a_build_dbt_could_not_run_shows_dbt_s_last_words(tmp_path: Path):
     result = BuildResult(returncode=2, seconds=3.0, nodes=run_results(tmp_path / "absent.json"),
                          output_tail="Database Error\n  250001: Could not connect to Snowflake backend")

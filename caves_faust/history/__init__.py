@@ -1,0 +1,1 @@
+"""Past sales: made into a SQLite file (`history generate`), loaded once each into BATCH_DATA.SALES (`history load`)."""
