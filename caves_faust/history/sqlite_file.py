@@ -23,6 +23,9 @@ INTEGERS = ("order_line_id", "customer_id", "product_id", "quantity")
 NUMBERS = ("unit_price", "discount", "total_price", "bottle_size_liters")
 TEXTS = ("product_name", "category", "sales_channel")
 SHOWN_CHARS = 40  # of a bad value, in its reason
+# The file's rows in order_line_id order (statements are constants: values are never formatted into SQL).
+COLUMN_LIST = ", ".join(COLUMNS)
+READ_ROWS = f"SELECT rowid, {COLUMN_LIST} FROM {TABLE} ORDER BY order_line_id, rowid"
 
 
 class UnreadableFile(Exception):
@@ -145,7 +148,7 @@ class HistoryFile:
 
     def batches(self, batch_size: int) -> Iterator[list[CheckedSale | BadRow]]:
         """The rows, checked, in order_line_id order; a second row with the same order_line_id is bad."""
-        cursor = self.db.execute(f"SELECT rowid, {', '.join(COLUMNS)} FROM {TABLE} ORDER BY order_line_id, rowid")
+        cursor = self.db.execute(READ_ROWS)
         previous: int | None = None
         while rows := cursor.fetchmany(batch_size):
             batch: list[CheckedSale | BadRow] = []

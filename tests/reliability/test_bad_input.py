@@ -164,18 +164,23 @@ def test_no_value_is_ever_formatted_into_sql():
     constants, such as table names): values always travel as bound parameters."""
     executed = []
     package = Path(caves_faust.__file__).parent
-    # Every table's statements live in snowflake/tables.py: a name imported from it is one of its constants.
-    tables = ast.parse((package / "snowflake" / "tables.py").read_text())
-    shared = {t.id: node.value for node in tables.body if isinstance(node, ast.Assign)
-              for t in node.targets if isinstance(t, ast.Name) and t.id.isupper()}
     # The worker's modules; devstack (local services, the test harness's ad-hoc queries) never runs in the worker.
-    for path in set(package.rglob("*.py")) - set((package / "devstack").rglob("*.py")):
-        tree = ast.parse(path.read_text())
+    paths = set(package.rglob("*.py")) - set((package / "devstack").rglob("*.py"))
+    trees = {path: ast.parse(path.read_text()) for path in paths}
+    # Each module's constants (upper-case names assigned at its top): a name imported from a module of the package is
+    # one of its constants (statements live in snowflake/: tables.py, history_tables.py).
+    module_constants = {
+        "caves_faust." + ".".join(path.relative_to(package).with_suffix("").parts): {
+            t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name) and t.id.isupper()}
+        for path, tree in trees.items()}
+    shared = {name: value for found in module_constants.values() for name, value in found.items()}
+    for path, tree in trees.items():
         constants = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
                      for t in node.targets if isinstance(t, ast.Name) and t.id.isupper()}
-        constants |= {alias.asname or alias.name: shared[alias.name] for node in tree.body
-                      if isinstance(node, ast.ImportFrom) and node.module == "caves_faust.snowflake.tables"
-                      for alias in node.names if alias.name in shared}
+        constants |= {alias.asname or alias.name: module_constants[node.module][alias.name] for node in tree.body
+                      if isinstance(node, ast.ImportFrom) and node.module in module_constants
+                      for alias in node.names if alias.name in module_constants[node.module]}
         loops = {node.target.id: node.iter.id for node in ast.walk(tree)
                  if isinstance(node, (ast.For, ast.comprehension))
                  and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Name)}
@@ -188,6 +193,8 @@ def test_no_value_is_ever_formatted_into_sql():
                 and path.parent.name == "dashboard"
             if executes or reads:
                 statement = call.args[0]
+                if isinstance(statement, ast.Subscript):  # one of a constant mapping's statements
+                    statement = statement.value
                 name = getattr(statement, "id", None)
                 name = loops.get(name, name)
                 where = f"{path.name}:{call.lineno}"

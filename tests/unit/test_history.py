@@ -209,3 +209,10 @@ def test_the_progress_bar_shows_on_a_terminal_only() -> None:
     assert hidden.getvalue() == ""
     last = shown.getvalue().rstrip("\n").split("\r")[-1]
     assert re.fullmatch(r"history load \[#{30}\] 1,000/1,000 rows, [\d,]+ rows/s, ETA 0:00 ", last), last
+
+
+def test_every_incremental_sales_table_of_the_old_layout_has_its_drop_statement() -> None:
+    from caves_faust.snowflake.history_tables import DROP_SALES_TABLE, INCREMENTAL_SALES_TABLES
+
+    assert set(DROP_SALES_TABLE) == set(INCREMENTAL_SALES_TABLES)
+    assert all(statement.endswith(f".{name}") for name, statement in DROP_SALES_TABLE.items())
