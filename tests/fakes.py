@@ -40,6 +40,7 @@ from caves_faust.events.batch import Classified
 from caves_faust.events.letters import DeadLetter
 from caves_faust.events.origin import Origin
 from caves_faust.intake.classify import classify
+from caves_faust.sink.retry import RetryPolicy
 from caves_faust.sink.rows import STREAMED_COLUMNS
 from caves_faust.snowflake.connection import Batch, StoredMarks, Warehouse
 from caves_faust.snowflake.errors import FencedOut
@@ -87,6 +88,10 @@ def sales_event(partition: int, offset: int, value: bytes, headers: Iterable[tup
                 key: bytes | None = None) -> EventT:
     """An event as the intake's stream hands it over (`tests.corpus.fake_event`), its timestamp after its offset."""
     return corpus.fake_event(partition, offset, value, key, list(headers or []), timestamp=1_800_000_000.0 + offset)
+
+
+# The sinks' retry policy in these tests: outages are scripted, so no real wait between attempts.
+RETRY = RetryPolicy(max_seconds=0.01, first_seconds=0.001)
 
 
 def orders(partition: int, offsets: range) -> list[EventT]:

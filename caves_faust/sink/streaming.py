@@ -105,7 +105,6 @@ class StreamingSink:
         if batch.topic_id != self.rows.topic_id:  # the topic was created again: every channel is read again
             for writer in (self.rows, self.letters):
                 writer.live(batch.topic_id)
-            self.dead_letters.forget(self.fencing.assignments)
         turn = self._last = Turn.after(self._last)
         try:
             outcome = await self._store(batch, turn)

@@ -136,6 +136,7 @@ class Warehouse:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._conn: SnowflakeConnection | None = None
+        self._adopted: set[tuple[str, str]] = set()  # (topic, topic id) whose marks of no known life were adopted
 
     def connection(self) -> SnowflakeConnection:
         if self._conn is None or self._conn.is_closed():
@@ -182,8 +183,9 @@ class Warehouse:
         """(topic id, partition) -> the highest offset stored, of every life of the topic; the marks of no known
         life taken for `topic_id`'s first (see ADOPT_MARKS)."""
         with self.cursor() as cur:
-            if topic_id is not None:
+            if topic_id is not None and (topic, topic_id) not in self._adopted:  # an UPDATE: once, not per read
                 cur.execute(ADOPT_MARKS, (topic_id, topic))
+                self._adopted.add((topic, topic_id))
             cur.execute(READ_HIGH_WATERS, (topic,))
             return {(life, int(p)): int(hw) for life, p, hw in cur.fetchall()}
 

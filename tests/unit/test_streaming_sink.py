@@ -15,7 +15,6 @@ from faust.types import EventT
 from caves_faust.sink import channels
 from caves_faust.sink.channels import StreamingWriter
 from caves_faust.sink.fencing import Fencing
-from caves_faust.sink.retry import RetryPolicy
 from caves_faust.sink.rows import stream_row
 from caves_faust.sink.streaming import StreamingSink
 from tests.fakes import (
@@ -23,6 +22,7 @@ from tests.fakes import (
     DLQ_TOPIC,
     INVALID,
     REFUSED,
+    RETRY,
     TOPIC,
     FakeDeadLetters,
     FakeSnowflake,
@@ -35,7 +35,6 @@ from tests.fakes import (
     sales_event,
 )
 
-RETRY = RetryPolicy(max_seconds=0.01, first_seconds=0.001)
 # A sink that never returns fails its test: each takes milliseconds.
 pytestmark = pytest.mark.timeout(10)
 

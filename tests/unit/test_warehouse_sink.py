@@ -12,7 +12,6 @@ import pytest
 from faust.types import EventT
 
 from caves_faust.sink.replays import stored_copies
-from caves_faust.sink.retry import RetryPolicy
 from caves_faust.sink.rows import warehouse_row
 from caves_faust.sink.warehouse import WarehouseSink
 from caves_faust.snowflake.connection import Batch
@@ -20,6 +19,7 @@ from tests.fakes import (
     DLQ_TOPIC,
     INVALID,
     REFUSED,
+    RETRY,
     TOPIC,
     FakeDeadLetters,
     FakeSnowflake,
@@ -31,7 +31,6 @@ from tests.fakes import (
     sales_event,
 )
 
-RETRY = RetryPolicy(max_seconds=0.01, first_seconds=0.001)
 # A sink that never returns fails its test: each takes milliseconds.
 pytestmark = pytest.mark.timeout(10)
 
