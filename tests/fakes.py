@@ -392,6 +392,7 @@ class FakeStreamingClient(StreamingClient):
         self.commit_after_polls = commit_after_polls
         self.refuse = refuse  # rows holding this are counted as errors and not stored (None: none is)
         self.channels: dict[str, FakeChannel] = {}
+        self.most_pending = 0  # the most appends a channel held uncommitted at once (batches in flight)
         self.calls: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
 
@@ -434,6 +435,7 @@ class FakeStreamingClient(StreamingClient):
             raise ChannelFenced(f"POST {channel.name}/rows: HTTP 400 {STALE_SEQUENCER}")
         self._queue(state, [json.loads(line) for line in ndjson.decode().splitlines()], end_offset_token,
                     polls=self.commit_after_polls)
+        self.most_pending = max(self.most_pending, len(state.pending))
         channel.continuation_token = state.continuation_token()
 
     async def statuses(self, names: list[str]) -> dict[str, ChannelStatus]:

@@ -202,8 +202,7 @@ class StreamingWriter:
                 appended.written.fenced.add(partition)
                 continue
             try:
-                for chunk in _chunks(part):
-                    body = "".join(r.line + "\n" for r in chunk).encode()
+                for chunk, body in _chunks(part):
                     await self.client.append(state.channel, body, token_of(self.topic_id, chunk[0].offset),
                                              token_of(self.topic_id, chunk[-1].offset))
                     appended.written.uncompressed_bytes += len(body)
@@ -309,15 +308,21 @@ def _by_partition(rows: list[StreamRow]) -> dict[int, list[StreamRow]]:
     return {p: sorted(part, key=lambda r: r.offset) for p, part in parts.items()}
 
 
-def _chunks(rows: list[StreamRow]) -> list[list[StreamRow]]:
-    """Rows cut into appends of at most MAX_REQUEST_BYTES of NDJSON before compression (so also after it)."""
-    chunks: list[list[StreamRow]] = [[]]
+def _chunks(rows: list[StreamRow]) -> list[tuple[list[StreamRow], bytes]]:
+    """Rows cut into appends of at most MAX_REQUEST_BYTES of NDJSON before compression (so also after it): each
+    append's rows and its body, every line encoded once."""
+    chunks: list[tuple[list[StreamRow], bytes]] = []
+    rows_of_chunk: list[StreamRow] = []
+    lines: list[bytes] = []
     size = 0
     for row in rows:
-        length = len(row.line.encode()) + 1
-        if chunks[-1] and size + length > MAX_REQUEST_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(row)
-        size += length
+        line = row.line.encode() + b"\n"
+        if rows_of_chunk and size + len(line) > MAX_REQUEST_BYTES:
+            chunks.append((rows_of_chunk, b"".join(lines)))
+            rows_of_chunk, lines, size = [], [], 0
+        rows_of_chunk.append(row)
+        lines.append(line)
+        size += len(line)
+    if rows_of_chunk:
+        chunks.append((rows_of_chunk, b"".join(lines)))
     return chunks

@@ -40,19 +40,20 @@ def warehouse_row(accepted: Accepted) -> str:
     return f'{{"m":{_metadata(accepted)},"c":{accepted.valid.text}}}'
 
 
-def stream_row(accepted: Accepted) -> StreamRow:
+def stream_row(accepted: Accepted, ingested: str | None = None) -> StreamRow:
     """The row for Snowpipe Streaming: keyed by column name, as the table's default pipe maps them, on one line.
     Every column has its value, INGESTION_TIME too (the moment the worker hands the row over): Snowflake's
-    limitations page says a MATCH_BY_COLUMN_NAME pipe inserts NULL into the columns left out, not their defaults."""
+    limitations page says a MATCH_BY_COLUMN_NAME pipe inserts NULL into the columns left out, not their defaults.
+    `ingested`: `ingestion_time()` once for the rows handed over together (now, when not given)."""
     event = accepted.valid.event
     customer = getattr(event, "customer_id", None)
     return StreamRow(accepted.partition, accepted.offset, on_one_line(
         f'{{"EVENT_TYPE":"{event.event_type}","PRODUCT_ID":{event.product_id},'
         f'"CUSTOMER_ID":{"null" if customer is None else customer},"EVENT_METADATA":{_metadata(accepted)},'
-        f'"EVENT_CONTENT":{accepted.valid.text},"INGESTION_TIME":"{_now()}"}}'))
+        f'"EVENT_CONTENT":{accepted.valid.text},"INGESTION_TIME":"{ingested or ingestion_time()}"}}'))
 
 
-def _now() -> str:
+def ingestion_time() -> str:
     """Now, as a TIMESTAMP_LTZ column reads it (ISO 8601 with its offset, milliseconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -73,7 +74,7 @@ def _metadata(accepted: Accepted) -> str:
             f'{replay_metadata(message)}}}')
 
 
-def letter_stream_row(letter: DeadLetter) -> StreamRow:
+def letter_stream_row(letter: DeadLetter, ingested: str | None = None) -> StreamRow:
     """The letter's DLQ_EVENTS row for Snowpipe Streaming, keyed by column name as the table's default pipe maps
     them, every column with its value (not replayed yet, ingested now: see `stream_row`); its offset token is the
     letter's source offset, so each is written once like the rows."""
@@ -82,7 +83,7 @@ def letter_stream_row(letter: DeadLetter) -> StreamRow:
     timestamp = fields["timestamp"]
     row["SOURCE_TIMESTAMP"] = (None if timestamp is None else
                                datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds"))
-    row.update(REPLAYED=False, REPLAYED_AT=None, INGESTION_TIME=_now())
+    row.update(REPLAYED=False, REPLAYED_AT=None, INGESTION_TIME=ingested or ingestion_time())
     return StreamRow(letter.partition, letter.offset, on_one_line(json.dumps(row, ensure_ascii=False)))
 
 

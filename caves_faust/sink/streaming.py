@@ -43,7 +43,7 @@ from caves_faust.sink.fencing import Fencing, Held
 from caves_faust.sink.ordering import Turn
 from caves_faust.sink.replays import Copies, first_copies, for_stock, origins, replayed_letters, stored_copies
 from caves_faust.sink.retry import Backoff, RetryPolicy, SinkStopped
-from caves_faust.sink.rows import letter_rows, letter_stream_row, replayed_sources, stream_row
+from caves_faust.sink.rows import ingestion_time, letter_rows, letter_stream_row, replayed_sources, stream_row
 from caves_faust.snowflake.connection import Warehouse
 from caves_faust.snowflake.errors import WAREHOUSE_ERRORS, is_content_error
 from caves_faust.snowflake.streaming_client import ChannelFenced, StreamingRefused, StreamingUnavailable
@@ -162,7 +162,10 @@ class StreamingSink:
         started = time.perf_counter()
 
         async def first_of_replays(fresh: list[Accepted], committed: dict[int, int | None]) -> list[Accepted]:
-            done.replayed = await self._in_warehouse(stored_copies, self.warehouse, origins(accepted))
+            letters = origins(accepted)
+            if not letters:  # most batches replay no dead letter: no lookup, no thread hop
+                return fresh
+            done.replayed = await self._in_warehouse(stored_copies, self.warehouse, letters)
             return first_copies(fresh, done.replayed)
 
         async def committed_now(appended: list[Accepted], result: Written) -> dict[int, int]:
@@ -207,7 +210,8 @@ class StreamingSink:
         else:
             turn.handed[self.letters] = None  # nothing of this batch's for the next one to follow
 
-    async def _append(self, writer: StreamingWriter, turn: Turn, items: Sequence[R], row: Callable[[R], StreamRow],
+    async def _append(self, writer: StreamingWriter, turn: Turn, items: Sequence[R],
+                      row: Callable[[R, str], StreamRow],
                       lost: set[int], narrow: Callable[[list[R], dict[int, int | None]], Awaitable[list[R]]],
                       committed_now: Callable[[list[R], Written], Awaitable[dict[int, int]]],
                       refused_among: Callable[[list[R]], Awaitable[None]] | None = None) -> None:
@@ -248,7 +252,8 @@ class StreamingSink:
                     fresh = await narrow([i for i in items if i.partition in handed
                                           and i.offset > handed[i.partition]], committed)
                     unseen = covered + fresh  # the covered ones until looked up, the fresh ones until seen committed
-                    appended = await writer.append([row(i) for i in fresh])
+                    now = ingestion_time()  # once for the rows handed over together
+                    appended = await writer.append([row(i, now) for i in fresh])
                     if not held and not appended.written.fenced and writer.epoch == epoch:
                         turn.handed[writer] = epoch  # all handed over, nothing reopened: the next may follow
                         writer.turn.notify_all()
