@@ -159,7 +159,8 @@ async def build(settings: Settings) -> BuildResult:
             process.kill()
             await process.wait()
             raise
-        nodes = run_results(Path(work, "target", "run_results.json"), Path(work, "target", "manifest.json"))
+        nodes = await asyncio.to_thread(  # dbt's manifest is megabytes of JSON: parsed off the event loop
+            run_results, Path(work, "target", "run_results.json"), Path(work, "target", "manifest.json"))
     tail = "\n".join(output.decode(errors="replace").splitlines()[-OUTPUT_TAIL_LINES:])
     return BuildResult(process.returncode or 0, time.monotonic() - started, nodes, tail)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +33,6 @@ class LoadResult:
     inserted: int = 0  # new in the table
     already: int = 0  # there before (an earlier load, an overlapping file)
     bad: int = 0
-    shown: list[BadRow] = field(default_factory=list)  # the first BAD_ROWS_SHOWN bad rows: memory stays bounded
     seconds: float = 0.0
 
     @property
@@ -84,7 +83,6 @@ def load(path: Path, settings: Settings, say: Callable[[str], None]) -> LoadResu
 def _bad(result: LoadResult, row: BadRow, say: Callable[[str], None]) -> None:
     result.bad += 1
     if result.bad <= BAD_ROWS_SHOWN:
-        result.shown.append(row)
         say(f"history load: bad row, not loaded: {row}")
 
 

@@ -102,6 +102,8 @@ if settings.digest_time and settings.mail_on:
         if not app.is_leader() or not due(now, settings.digest_time):
             return
         day = now.date().isoformat()
+        if day in already_told:  # known marked sent: the marks topic is not read again every CHECK_SECONDS
+            return
         try:
             if day not in sent_here:
                 if day in await sent_days():

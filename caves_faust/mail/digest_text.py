@@ -7,6 +7,7 @@ from email.message import EmailMessage
 
 from caves_faust import french
 from caves_faust.mail.digest_figures import DayFigures, Digest
+from caves_faust.mail.messages import product_label
 
 WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
@@ -43,8 +44,9 @@ def completeness(digest: Digest) -> str:
     return f"Chiffres complets jusqu'à {digest.complete_until.astimezone(digest.made_at.tzinfo).strftime('%H:%M')}."
 
 
-def _name(product_id: int, name: str | None) -> str:
-    return name or f"produit {product_id}"
+def _label(product_id: int, name: str | None) -> str:
+    """A product as the digest names it: as the low-stock mails do (`messages.product_label`), with its id."""
+    return f"{product_label(str(product_id), name)} ({product_id})"
 
 
 def text(digest: Digest) -> str:
@@ -52,10 +54,10 @@ def text(digest: Digest) -> str:
              f"{WEEKDAYS[digest.day.weekday()]} précédent.", ""]
     lines += [f"{what} : {today} — semaine dernière : {before}" for what, today, before in headline(digest)]
     lines += ["", "Meilleures ventes du jour :"]
-    lines += [f"  {i}. {_name(s.product_id, s.name)} ({s.product_id}) : {french.number(s.bottles)} bouteilles, "
+    lines += [f"  {i}. {_label(s.product_id, s.name)} : {french.number(s.bottles)} bouteilles, "
               f"{french.euros(s.revenue)}" for i, s in enumerate(digest.best_sellers, 1)] or ["  aucune vente"]
     lines += ["", "Stock au point de commande ou en dessous :"]
-    lines += [f"  {_name(s.product_id, s.name)} ({s.product_id}) — {s.location} : stock {french.number(s.stock)}, "
+    lines += [f"  {_label(s.product_id, s.name)} — {s.location} : stock {french.number(s.stock)}, "
               f"point de commande {french.number(s.reorder_point)}, commande suggérée {french.number(s.cases)} "
               f"caisse{'s' if s.cases > 1 else ''} de {s.case_bottles}" for s in digest.low_stock] or ["  aucun"]
     lines += ["", "Rejets du jour (file des rejets) :"]
@@ -79,11 +81,11 @@ def html_part(digest: Digest) -> str:
         _table(["", "Aujourd'hui", "Semaine dernière"], [list(row) for row in headline(digest)], ""),
         "<h3>Meilleures ventes du jour</h3>",
         _table(["Produit", "Bouteilles", "Chiffre d'affaires"],
-               [[f"{_name(s.product_id, s.name)} ({s.product_id})", french.number(s.bottles), french.euros(s.revenue)]
+               [[f"{_label(s.product_id, s.name)}", french.number(s.bottles), french.euros(s.revenue)]
                 for s in digest.best_sellers], "Aucune vente."),
         "<h3>Stock au point de commande ou en dessous</h3>",
         _table(["Produit", "Emplacement", "Stock", "Point de commande", "Commande suggérée"],
-               [[f"{_name(s.product_id, s.name)} ({s.product_id})", s.location, french.number(s.stock),
+               [[f"{_label(s.product_id, s.name)}", s.location, french.number(s.stock),
                  french.number(s.reorder_point), f"{french.number(s.cases)} × {s.case_bottles}"]
                 for s in digest.low_stock], "Aucun."),
         "<h3>Rejets du jour</h3>",
