@@ -16,13 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import snowflake.connector
-
 from caves_faust.history.progress import Progress
 from caves_faust.history.sqlite_file import BadRow, CheckedSale, HistoryFile
 from caves_faust.settings import Settings
 from caves_faust.snowflake.connection import Warehouse
-from caves_faust.snowflake.history_tables import INSERT_MISSING_SALES
 
 BAD_ROWS_SHOWN = 1_000  # named one per line; beyond, counted
 
@@ -55,7 +52,6 @@ def load(path: Path, settings: Settings, say: Callable[[str], None]) -> LoadResu
     warehouse = Warehouse(settings)
     try:
         warehouse.create_history_table()
-        conn = warehouse.connection()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-load") as writer:
             pending: Future[tuple[int, int, int]] | None = None
             for batch in history.batches(settings.history_load_batch_rows):
@@ -67,7 +63,7 @@ def load(path: Path, settings: Settings, say: Callable[[str], None]) -> LoadResu
                 rows = json.dumps(sales, ensure_ascii=False, separators=(",", ":"))
                 if pending is not None:
                     _written(result, progress, pending.result())
-                pending = writer.submit(_write, conn, source, rows, len(sales), len(batch))
+                pending = writer.submit(_write, warehouse, source, rows, len(sales), len(batch))
             if pending is not None:
                 _written(result, progress, pending.result())
     finally:
@@ -93,18 +89,8 @@ def _written(result: LoadResult, progress: Progress, counts: tuple[int, int, int
     progress.advance(read)
 
 
-def _write(conn: snowflake.connector.SnowflakeConnection, source: str, rows: str, offered: int,
-           read: int) -> tuple[int, int, int]:
+def _write(warehouse: Warehouse, source: str, rows: str, offered: int, read: int) -> tuple[int, int, int]:
     """One batch in one transaction: (rows inserted, rows offered, rows read)."""
     if not offered:
         return 0, 0, read
-    with conn.cursor() as cur:
-        cur.execute("BEGIN")
-        try:
-            cur.execute(INSERT_MISSING_SALES, (source, rows))
-            inserted = cur.rowcount or 0
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-    return inserted, offered, read
+    return warehouse.insert_missing_sales(source, rows), offered, read

@@ -24,7 +24,12 @@ from snowflake.connector.cursor import SnowflakeCursor, SnowflakeCursorBase
 
 from caves_faust.settings import Settings
 from caves_faust.snowflake.errors import WAREHOUSE_ERRORS, FencedOut, is_content_error, is_outage
-from caves_faust.snowflake.history_tables import DROP_SALES_TABLE, HISTORY_DDL, SALES_TABLES_OF_OLD_LAYOUT
+from caves_faust.snowflake.history_tables import (
+    DROP_SALES_TABLE,
+    HISTORY_DDL,
+    INSERT_MISSING_SALES,
+    SALES_TABLES_OF_OLD_LAYOUT,
+)
 from caves_faust.snowflake.locks import stale_transactions
 from caves_faust.snowflake.tables import (
     ABORT_TRANSACTION,
@@ -169,6 +174,13 @@ class Warehouse:
         with self.cursor() as cur:
             for statement in HISTORY_DDL:
                 cur.execute(statement)
+
+    def insert_missing_sales(self, source: str, rows: str) -> int:
+        """A history batch (JSON array) in one transaction, the lines BATCH_DATA.SALES lacks; returns how many went
+        in. No ROLLBACK sent after an outage (see `_transaction`)."""
+        with _transaction(self.connection()) as cur:
+            cur.execute(INSERT_MISSING_SALES, (source, rows))
+            return int(cur.rowcount or 0)
 
     def drop_sales_tables_of_old_layout(self) -> list[str]:
         """The PROD sales tables an earlier build left, not incremental yet, dropped (dbt builds them whole again)."""
