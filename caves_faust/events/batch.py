@@ -29,6 +29,7 @@ class Classified:
     letters: list[DeadLetter]
     seconds: float  # how long the classification took
     topic_id: str | None = None  # the life of the sales topic it was read from (events.received.Received)
+    size_bytes: int = 0  # its distinct events' bytes as received (what SINK_IN_FLIGHT_BYTES bounds)
 
 
 def distinct(events: Sequence[EventT]) -> list[EventT]:

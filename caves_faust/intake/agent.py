@@ -41,6 +41,7 @@ topic_life = TopicLife(settings.kafka_bootstrap, settings.sales_topic, RetryPoli
 async def sales_intake(stream: StreamT) -> None:
     log.info("intake: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
     storing: deque[tuple[asyncio.Task[bool], int]] = deque()  # (its store, its events' bytes), in batch order
+    in_flight = 0  # the bytes of the batches in `storing`
     try:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
                 settings.sink_max_batch, within=settings.sink_flush_seconds):
@@ -54,13 +55,16 @@ async def sales_intake(stream: StreamT) -> None:
             except Exception as exc:
                 await _stop_worker(exc, events)
                 return
-            size = sum(len(e.message.value or b"") for e in events)
             while storing and (len(storing) == sink.batches_in_flight
-                               or sum(held for _, held in storing) + size > settings.sink_in_flight_bytes):
-                if not await storing.popleft()[0]:
+                               or in_flight + batch.size_bytes > settings.sink_in_flight_bytes):
+                stored, held = storing.popleft()
+                in_flight -= held
+                if not await stored:
                     abandon(app, (e.message for e in events))
                     return
-            storing.append((asyncio.create_task(_store(stream, batch, storing[-1][0] if storing else None)), size))
+            in_flight += batch.size_bytes
+            storing.append((asyncio.create_task(_store(stream, batch, storing[-1][0] if storing else None)),
+                            batch.size_bytes))
     finally:
         # Stopping (or crashed): the batches being stored stay unacknowledged, hence replayed, and the sink's
         # high-water marks (or channels' offset tokens) make that replay write each event once.

@@ -25,7 +25,8 @@ def classify(events: Sequence[EventT], topic_id: str | None = None) -> Classifie
     accepted: list[Accepted] = []
     letters: list[DeadLetter] = []
     distinct_events = distinct(events)
-    metrics.event_size.observe_many([len(e.message.value or b"") for e in distinct_events])
+    sizes = [len(e.message.value or b"") for e in distinct_events]
+    metrics.event_size.observe_many(sizes)
     for event in distinct_events:
         try:
             valid = validate(event.message.value)
@@ -39,5 +40,5 @@ def classify(events: Sequence[EventT], topic_id: str | None = None) -> Classifie
     if letters:
         metrics.events_consumed.labels(event_type="INVALID", status="invalid").inc(len(letters))
     session_stats.count(valid_types + Counter(f"invalid:{letter.error.error_type}" for letter in letters))
-    return Classified(events, accepted, letters, time.perf_counter() - started, topic_id)
+    return Classified(events, accepted, letters, time.perf_counter() - started, topic_id, sum(sizes))
 
