@@ -25,11 +25,11 @@ from aiokafka import TopicPartition
 from snowflake.connector.errors import ProgrammingError
 
 from caves_faust.audit import AuditWarehouse, audit_partitions
-from caves_faust.kafka.admin import committed_offsets, partition_count
 from caves_faust.kafka.topic_ids import current_topic_id
 from caves_faust.kafka.topic_log import group_less_consumer, log_bounds, records
-from caves_faust.settings import UNASSIGNED_LOCATION, Settings
-from caves_faust.stock.reorder import ReorderRules, case_bottles, pace_window
+from caves_faust.settings import Settings
+from caves_faust.stock.locations import Placing
+from caves_faust.stock.reorder import case_bottles, pace_window
 
 BEST_SELLERS = 5
 # Orders are read by Kafka timestamp around the two days, then dated by their event_timestamp: an order whose
@@ -153,14 +153,14 @@ def best_sellers(lines: Iterable[OrderLine]) -> list[Seller]:
 
 def low_stock(rows: Iterable[tuple], settings: Settings) -> list[LowStock]:
     """(product, channel or warehouse, change, sold over the pace window, name, bottle size) rows, per location."""
-    location_of = settings.location_of
-    rules = ReorderRules(settings.stock_reorder_min_bottles, settings.stock_lead_days, settings.stock_cover_days)
+    placing = Placing.from_settings(settings)  # the worker's own rules: where a movement counts, reorder points
+    rules = placing.rules
     stock: Counter[tuple[int, str]] = Counter()
     sold: Counter[tuple[int, str]] = Counter()
     names: dict[int, str | None] = {}
     bottles: dict[int, float | None] = {}
     for product, place, change, units, name, bottle in rows:
-        key = (int(product), location_of.get(place or "", UNASSIGNED_LOCATION))
+        key = (int(product), placing.location(place))
         stock[key] += int(change or 0)
         sold[key] += int(units or 0)
         names[key[0]] = name or names.get(key[0])
@@ -243,13 +243,13 @@ async def completeness(settings: Settings, warehouse: DigestWarehouse) -> tuple[
     doubled = sum(len(a.doubled) for a in audits)
     if missing or doubled:
         return None, f"l'audit a trouvé {missing} événement(s) manquant(s) et {doubled} en double"
-    topic = settings.sales_topic
-    committed = await committed_offsets(settings.kafka_bootstrap, settings.app_id, topic)
+    # The audit's own committed offsets: what it proved stored is what the figures, read after it, hold at least.
+    committed = {a.partition: a.committed for a in audits}
     oldest: list[float] = []
     async with group_less_consumer(settings.kafka_bootstrap) as consumer:
-        tps = [TopicPartition(topic, p) for p in range(await partition_count(settings.kafka_bootstrap, topic))]
+        tps = [TopicPartition(settings.sales_topic, p) for p in committed]
         for tp, (start, end) in (await log_bounds(consumer, tps)).items():
-            first = max(start, committed.get(tp.partition) or 0)
+            first = max(start, committed[tp.partition] or 0)
             if first < end:
                 async for record in records(consumer, tp, first, first + 1):
                     oldest.append(record.timestamp / 1000)
@@ -265,10 +265,11 @@ async def gather(settings: Settings, now: datetime | None = None) -> Digest:
     week_before = day - timedelta(days=7)
     warehouse = DigestWarehouse(settings)
     try:
+        # The audit first: the figures read after it hold at least every event it proved stored.
+        complete_until, incomplete = await completeness(settings, warehouse)
         lines = await asyncio.to_thread(warehouse.order_lines, (day, week_before), zone)
         places = await asyncio.to_thread(warehouse.stock_places, day, zone)
         letters = await asyncio.to_thread(warehouse.letters, day, zone)
-        complete_until, incomplete = await completeness(settings, warehouse)
     finally:
         await asyncio.to_thread(warehouse.reset)
     today = [line for line in lines if line.day == day]
