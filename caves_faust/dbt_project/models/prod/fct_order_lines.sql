@@ -1,10 +1,8 @@
--- One row per order line, with what it earned. NET_REVENUE is what the customer paid: TOTAL_PRICE, else the
--- quantity at the unit price less the discount; DISCOUNT_AMOUNT what the discount took off the list price.
+-- One row per order line, with what it earned (NET_REVENUE, DISCOUNT_AMOUNT: macros/sales_lines.sql, as FCT_SALES).
 WITH lines AS (
     SELECT
         *,
-        COALESCE(EVENT_TIMESTAMP, KAFKA_TIMESTAMP) AS ORDERED_AT,
-        ROUND(QUANTITY * UNIT_PRICE, 2) AS GROSS_REVENUE
+        COALESCE(EVENT_TIMESTAMP, KAFKA_TIMESTAMP) AS ORDERED_AT
     FROM {{ ref('stg_order_lines') }}
 )
 
@@ -21,9 +19,8 @@ SELECT
     QUANTITY,
     UNIT_PRICE,
     COALESCE(DISCOUNT, 0) AS DISCOUNT,
-    COALESCE(TOTAL_PRICE, ROUND(GROSS_REVENUE * (1 - COALESCE(DISCOUNT, 0)), 2), 0) AS NET_REVENUE,
-    COALESCE(GREATEST(GROSS_REVENUE - COALESCE(TOTAL_PRICE, ROUND(GROSS_REVENUE * (1 - COALESCE(DISCOUNT, 0)), 2)), 0), 0)
-        AS DISCOUNT_AMOUNT,
+    {{ net_revenue('lines') }} AS NET_REVENUE,
+    {{ discount_amount('lines') }} AS DISCOUNT_AMOUNT,
     ORDERED_AT,
     {{ shop_date('ORDERED_AT') }} AS SALES_DATE
 FROM lines
