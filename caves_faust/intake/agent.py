@@ -1,9 +1,10 @@
-"""The one agent on the sales topic: each event is read, decoded and validated once, then stored and counted.
+"""The one reader of the sales topic: each event is read, decoded and validated once, then stored and counted.
 
-It reads raw events with `noack_take`, so nothing is acknowledged (hence committed to Kafka) before its batch
-is stored by the sink (dead letters on the DLQ, rows in Snowflake) and its stock movements are handed to the
-producer, which Faust flushes before it commits. One agent rather than one per concern: Faust's per-message
-cost and the validation are paid once per event, and no message is shared by two streams.
+It takes the raw events a fetched batch at a time (`App.batches`: past Faust's per-message delivery, which cost
+more than everything else the worker does per event), unacknowledged, so nothing is committed to Kafka before its
+batch is stored by the sink (dead letters on the DLQ, rows in Snowflake) and its stock movements are handed to the
+producer, which Faust flushes before it commits. One reader rather than one per concern: the validation is paid
+once per event.
 
 The next batch is read and classified while one is being written. The sink takes up to `batches_in_flight` at
 once (the streaming sink appends the next ones while the ones before wait for their commit), as long as their
@@ -18,11 +19,11 @@ import logging
 from collections import deque
 from typing import Sequence, Set
 
-from faust.types import TP, AppT, EventT, StreamT
+from faust.types import TP, AppT, EventT
 
 from caves_faust.events.batch import Classified
 from caves_faust.faust_app import app, sales_topic, settings
-from caves_faust.faust_patches import abandon
+from caves_faust.faust_patches import abandon, acknowledge
 from caves_faust.intake.classify import classify, session_stats
 from caves_faust.intake.topic_life import TopicLife
 from caves_faust.intake.wiring import build_sink
@@ -33,18 +34,18 @@ from caves_faust.stock.tables import send_movements
 log = logging.getLogger(__name__)
 
 sink = build_sink()
+sales_batches = app.batches(sales_topic, max_buffered=settings.sink_max_batch)
 topic_life = TopicLife(settings.kafka_bootstrap, settings.sales_topic, RetryPolicy(settings.sink_retry_max_seconds),
                        stopping=lambda: app.should_stop)
 
 
-@app.agent(sales_topic, name="sales_intake")
-async def sales_intake(stream: StreamT) -> None:
+@app.task
+async def sales_intake() -> None:
     log.info("intake: writing %s to Snowflake %s", settings.sales_topic, describe(settings))
     storing: deque[tuple[asyncio.Task[bool], int]] = deque()  # (its store, its events' bytes), in batch order
     in_flight = 0  # the bytes of the batches in `storing`
     try:
-        async for events in stream.noack_take(  # type: ignore[attr-defined]
-                settings.sink_max_batch, within=settings.sink_flush_seconds):
+        async for events in sales_batches.take(settings.sink_max_batch, within=settings.sink_flush_seconds):
             try:
                 topic_id = await topic_life.current()
             except SinkStopped:
@@ -63,7 +64,7 @@ async def sales_intake(stream: StreamT) -> None:
                     abandon(app, (e.message for e in events))
                     return
             in_flight += batch.size_bytes
-            storing.append((asyncio.create_task(_store(stream, batch, storing[-1][0] if storing else None)),
+            storing.append((asyncio.create_task(_store(batch, storing[-1][0] if storing else None)),
                             batch.size_bytes))
     finally:
         # Stopping (or crashed): the batches being stored stay unacknowledged, hence replayed, and the sink's
@@ -72,7 +73,7 @@ async def sales_intake(stream: StreamT) -> None:
             task.cancel()
 
 
-async def _store(stream: StreamT, batch: Classified, previous: asyncio.Task[bool] | None) -> bool:
+async def _store(batch: Classified, previous: asyncio.Task[bool] | None) -> bool:
     """Store a batch, hand the stock movements of its stored events over once the batch before has handed its
     own (the stock applies a source partition's movements in offset order, skipping older ones as replays), then
     acknowledge it; False when the worker must stop."""
@@ -89,9 +90,7 @@ async def _store(stream: StreamT, batch: Classified, previous: asyncio.Task[bool
     except Exception as exc:
         await _stop_worker(exc, batch.events)
         return False
-    for event in batch.events:
-        if event.message.partition not in outcome.abandoned:
-            await stream.ack(event)
+    acknowledge(app, (e.message for e in batch.events if e.message.partition not in outcome.abandoned))
     return True
 
 

@@ -180,3 +180,124 @@ async def test_a_delivery_while_the_flow_is_suspended_runs_the_race_as_faust_doe
     consumer.suspend_flow.set()
     outcome = await consumer.wait_first(_put(buffer, "offset 1"), consumer.suspend_flow.wait())
     assert True in outcome.results  # the suspension is among the winners, as in Faust's own race
+
+
+# Batches: a topic's fetched records handed over whole, past Faust's per-message path, with its bookkeeping kept.
+
+@pytest.fixture
+async def batch_app():
+    """An app of its own (never started) with a topic read in batches, its flow running as after an assignment."""
+    app = App("batches-test", broker="kafka://localhost:1", autodiscover=False)
+    batches = app.batches(app.topic("sales", value_type=bytes, value_serializer="raw"), max_buffered=4)
+    await app.topics._update_indices()  # as at subscription: the topic is acknowledged, hence committed
+    app.flow_control.resume()
+    return app, batches
+
+
+def _events(app, partition: int, offsets: range) -> list:
+    """Events as Consumer._deliver_batch makes them, of the group's current generation."""
+    events = []
+    for offset in offsets:
+        message = fake_message(partition, offset, topic="sales")
+        message.generation_id = app.consumer_generation_id
+        events.append(faust_patches.faust.Event(app, None, b"{}", {}, message))
+    return events
+
+
+async def _first(batches, max_events: int, within: float) -> list:
+    taking = batches.take(max_events, within)
+    try:
+        return await asyncio.wait_for(taking.__anext__(), 5)
+    finally:
+        await taking.aclose()
+
+
+async def test_a_batch_is_handed_over_tracked_and_counted_once_full(batch_app):
+    app, batches = batch_app
+    assert await batches.put(_events(app, 0, range(10, 13)), interrupted=asyncio.Event())
+    started = time.monotonic()
+    batch = await _first(batches, 3, within=30)
+    assert time.monotonic() - started < 5  # full: not held for `within`
+    assert [e.message.offset for e in batch] == [10, 11, 12]
+    assert {e.message for e in batch} <= app.consumer.unacked  # waited for until acknowledged or abandoned
+    assert app.monitor.events_by_stream["sales"] == 3
+
+
+async def test_a_partial_batch_waits_within_seconds_after_its_first_event(batch_app):
+    app, batches = batch_app
+    await batches.put(_events(app, 0, range(2)), interrupted=asyncio.Event())
+    started = time.monotonic()
+    batch = await _first(batches, 100, within=0.3)
+    assert len(batch) == 2 and 0.25 < time.monotonic() - started < 3
+
+
+async def test_the_fetcher_waits_while_max_buffered_events_wait(batch_app):
+    app, batches = batch_app
+    assert await batches.put(_events(app, 0, range(4)), interrupted=asyncio.Event())
+    putting = asyncio.ensure_future(batches.put(_events(app, 0, range(4, 6)), interrupted=asyncio.Event()))
+    await asyncio.sleep(0.05)
+    assert not putting.done() and len(batches) == 4
+    assert [e.message.offset for e in await _first(batches, 3, within=0)] == [0, 1, 2]  # room again
+    assert await asyncio.wait_for(putting, 5) and len(batches) == 3
+
+
+async def test_a_rebalance_drops_what_waits_untracked_and_interrupts_a_waiting_fetcher(batch_app):
+    app, batches = batch_app
+    suspended = asyncio.Event()
+    await batches.put(_events(app, 0, range(4)), interrupted=suspended)
+    putting = asyncio.ensure_future(batches.put(_events(app, 0, range(4, 6)), interrupted=suspended))
+    await asyncio.sleep(0.05)
+    suspended.set()
+    app.flow_control.suspend()
+    app.flow_control.clear()  # as Faust does when partitions are revoked
+    assert await asyncio.wait_for(putting, 5) is False  # dropped: read again from the committed offsets
+    assert len(batches) == 0 and not app.consumer.unacked
+
+
+async def test_events_of_an_earlier_generation_are_never_handed_over(batch_app):
+    app, batches = batch_app
+    await batches.put(_events(app, 0, range(2)), interrupted=asyncio.Event())
+    app.consumer_generation_id += 1
+    await batches.put(_events(app, 1, range(5, 7)), interrupted=asyncio.Event())
+    batch = await _first(batches, 4, within=0)
+    assert [(e.message.partition, e.message.offset) for e in batch] == [(1, 5), (1, 6)]
+
+
+async def test_acknowledging_makes_the_offsets_committable_once(batch_app):
+    app, batches = batch_app
+    await batches.put(_events(app, 3, range(7, 10)), interrupted=asyncio.Event())
+    batch = await _first(batches, 3, within=0)
+    messages = [e.message for e in batch]
+    faust_patches.acknowledge(app, messages)
+    faust_patches.acknowledge(app, messages)  # a second time changes nothing
+    tp = messages[0].tp
+    assert app.consumer._acked[tp] == [7, 8, 9] and not app.consumer.unacked
+    assert app.monitor.messages_active == 0
+    assert app.consumer._new_offset(tp) == 10
+
+
+async def test_fetched_records_of_a_batched_topic_go_to_its_batches_whole(batch_app, monkeypatch):
+    from aiokafka.structs import ConsumerRecord
+    from faust.transport.drivers import aiokafka as driver
+    from faust.types import TP
+
+    app, batches = batch_app
+    sales, other = TP("sales", 0), TP("other", 0)
+
+    def record(tp: TP, offset: int) -> ConsumerRecord:
+        return ConsumerRecord(tp.topic, tp.partition, offset, 1_800_000_000_000, 0, None, b"{}", None, 0, 2, [])
+
+    fetched = {sales: [record(sales, o) for o in (4, 5, 9)], other: [record(other, 1)]}
+
+    async def wait_next_records(self, timeout):
+        return fetched, {sales, other}
+
+    monkeypatch.setattr(driver.Consumer, "_wait_next_records", wait_next_records)
+    consumer = app.consumer
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 10)  # the consumer thread is never started here
+    consumer._read_offset[sales] = 5  # offset 4 was handed over already (a fetch from before a seek)
+    records, _ = await consumer._wait_next_records(1.0)
+    assert list(records) == [other]  # only the other topic's go on to Faust's per-message delivery
+    assert [e.message.offset for e in batches.waiting] == [5, 9]  # offset 5 again: as Faust's `>=` admits
+    assert consumer._read_offset[sales] == 9
+    assert [(i.begin, i.end) for i in consumer._gap[sales]] == [(6, 10)]  # 6-8 missing (as Faust records it)

@@ -27,12 +27,12 @@ def test_importing_it_loads_no_faust_and_builds_no_worker(module):
 
 def test_the_app_faust_finds_has_every_agent_table_view_and_command_registered():
     code = ("import caves_faust; from faust.cli.faust import cli; app = caves_faust.app; "
-            "print(sorted(app.agents), sorted(app.tables), "
+            "print(sorted(app.agents), sorted(app.batch_sources), sorted(app.tables), "
             "sorted(c for c in ('audit', 'digest', 'dlq', 'elt', 'generate') if c in cli.commands), "
             "any(p == '/stock/' for p in app.web.views), '/metrics' in app.web.views)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     # Names of their own, not of modules: the consumer group, topics and changelogs stay those a worker of the
     # earlier layout left.
-    assert done.stdout.strip() == ("['mails_sent', 'sales_intake', 'stock_tables'] ['product_window', 'stock'] "
+    assert done.stdout.strip() == ("['mails_sent', 'stock_tables'] ['sales_events'] ['product_window', 'stock'] "
                                    "['audit', 'digest', 'dlq', 'elt', 'generate'] True True")
