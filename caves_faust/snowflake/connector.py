@@ -19,21 +19,29 @@ the connector (`caves_faust/__init__.py` imports this module first):
   Such a failure is logged as one line instead (the statement itself fails in its caller as usual).
 - HTTP tries: the connector's own copy of urllib3 warns at each try that fails to connect, about six per failed
   request in an outage; the request's failure is logged by the connector and the sink all the same.
+- Compression: the connector gzips every request body at Python's default level, 9. A warehouse-mode batch of
+  5,000 rows binds ~2.4 MB of JSON, ~60 ms of level 9 in the write against ~8 ms at level 1, for a body ~35%
+  larger (measured); the write is what paces warehouse mode, so its requests go at level 1, as the streaming
+  client's appends do.
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import importlib.util
 import logging
 import sys
 import threading
+from functools import partial
+from types import SimpleNamespace
 
 from caves_faust.observability.logs import one_line
 
 log = logging.getLogger(__name__)
 
 DATAFRAMES = ("pandas", "pyarrow", "numpy")
+REQUEST_GZIP_LEVEL = 1
 
 
 def import_connector() -> None:
@@ -65,6 +73,16 @@ def log_timer_failures_in_one_line() -> None:
     threading.excepthook = hook
 
 
+def compress_requests_at_level_one() -> None:
+    """The connector's requests compressed at REQUEST_GZIP_LEVEL: its network module sees a `gzip` whose
+    `compress` has that level (tests/unit/test_connector.py checks it still compresses with `gzip.compress`)."""
+    from snowflake.connector import network
+
+    faster = SimpleNamespace(**{**vars(gzip), "compress": partial(gzip.compress, compresslevel=REQUEST_GZIP_LEVEL)})
+    network.gzip = faster  # type: ignore[assignment]
+
+
 import_connector()
+compress_requests_at_level_one()
 log_timer_failures_in_one_line()
 logging.getLogger("snowflake.connector.vendored.urllib3.connectionpool").setLevel(logging.ERROR)

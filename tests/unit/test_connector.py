@@ -74,3 +74,19 @@ def test_the_connector_s_tries_that_fail_to_connect_are_not_each_a_warning():
     without = stderr_of(RETRY_A_REFUSED_CONNECTION.format(imports="", port=port))
     assert "Retrying (Retry(total=0" in without  # what urllib3 says by itself
     assert stderr_of(RETRY_A_REFUSED_CONNECTION.format(imports=", caves_faust.snowflake", port=port)) == ""
+
+
+def test_the_connectors_requests_are_compressed_at_level_one():
+    import gzip
+    import inspect
+
+    from snowflake.connector import network
+
+    import caves_faust.snowflake  # noqa: F401  (the import applies it)
+    from caves_faust.snowflake.connector import REQUEST_GZIP_LEVEL
+
+    assert "gzip.compress(data.encode(" in inspect.getsource(network.SnowflakeRestful._request_exec), (
+        "the connector no longer compresses its requests with gzip.compress: recheck compress_requests_at_level_one")
+    body = b'{"EVENT_TYPE":"ORDER_CREATED","PRODUCT_ID":1015}' * 1000
+    assert network.gzip.compress(body) == gzip.compress(body, compresslevel=REQUEST_GZIP_LEVEL)
+    assert gzip.decompress(network.gzip.compress(body)) == body
