@@ -211,7 +211,7 @@ class Settings:
     sink_max_batch: int = _setting("SINK_MAX_BATCH", "5000", _positive_int)
     # The events of the batches in the sink at once, in bytes as received (streaming: batches waiting for their commit
     # while the next ones are appended; what bounds the worker's memory, and its rate at a long commit delay).
-    sink_in_flight_bytes: int = _setting("SINK_IN_FLIGHT_BYTES", "8388608", _positive_int)
+    sink_in_flight_bytes: int = _setting("SINK_IN_FLIGHT_BYTES", "16777216", _positive_int)
     sink_retry_max_seconds: float = _setting("SINK_RETRY_MAX_SECONDS", "30", _positive_float)
     # A transaction of this user holding its lock on SINK_OFFSETS longer than this is one a dead worker left open:
     # the sink aborts it when it blocks a write. At least twice SNOWFLAKE_TIMEOUT_SECONDS (a live write's bound).

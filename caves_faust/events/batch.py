@@ -13,7 +13,7 @@ from caves_faust.events.received import Received
 from caves_faust.events.validation import ValidEvent
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Accepted(Received):
     """A valid event, on its way to the warehouse."""
 

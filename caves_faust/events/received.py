@@ -18,7 +18,7 @@ def encode_bytes(raw: bytes | None) -> tuple[str | None, str]:
         return base64.b64encode(raw).decode("ascii"), "base64"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Received:
     """An input event and where it came from: `topic_id` tells which life of its topic (a topic deleted and created
     again restarts its offsets at 0), None when the broker gives no topic ids (see kafka/topic_ids.py)."""

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from itertools import count
-from typing import Any, Callable, Iterator
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from caves_faust.events.records import INVENTORY_ADJUSTED, ORDER_CREATED
 from caves_faust.generator.catalogue import CASE_SIZE, Cellar
 from caves_faust.settings import default_location_of
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 LOCALE = "fr_FR"
 PRODUCT_IDS = range(1000, 1050)
@@ -112,11 +113,13 @@ class Product:
 @lru_cache(maxsize=1)
 def catalog() -> dict[int, Product]:
     """Every product by id: the same in every run, whatever the generator's seed."""
+    from faker import Faker  # here, not at import: a worker registers the commands that use it (~10 MB)
+
     fake = Faker(LOCALE)
     return {product_id: _product(product_id, fake) for product_id in PRODUCT_IDS}
 
 
-def _product(product_id: int, fake: Faker) -> Product:
+def _product(product_id: int, fake: "Faker") -> Product:
     rng = random.Random(f"{CATALOG_SEED}:{product_id}")
     fake.seed_instance(product_id)
     category = _weighted(rng, CATEGORY_WEIGHTS)
@@ -151,6 +154,8 @@ class EventGenerator:
     def __init__(self, seed: int | None = None, invalid_ratio: float = 0.0, clock: Callable[[], str] = utc_now):
         if not 0.0 <= invalid_ratio <= 1.0:
             raise ValueError(f"invalid_ratio must be between 0 and 1, got {invalid_ratio}")
+        from faker import Faker
+
         self.rng = random.Random(seed)
         self.fake = Faker(LOCALE)
         self.fake.seed_instance(self.rng.getrandbits(64))

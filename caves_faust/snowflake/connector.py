@@ -10,6 +10,10 @@ the connector (`caves_faust/__init__.py` imports this module first):
   Snowflake use them), and they are ~85 MB of resident memory in every worker. They are held off during the
   connector's import only: importing them afterwards works as usual, only the connector's own DataFrame methods
   then say pandas is missing.
+- The AWS SDK: the connector imports boto3 and botocore when installed (here they come with the connector's
+  dependencies), for workload identity federation on AWS and for telling Snowflake it runs on EC2 (an
+  instance-metadata request at connection). caves_faust authenticates with a password or a key pair: they are
+  held off the same way, ~33 MB of resident memory per worker (measured), and the connector then skips both.
 - OpenTelemetry: the connector imports it on every request, to pass trace headers on when it is installed. Where
   it is not, each failed import searches the path again, taking and releasing the GIL at each step while the event
   loop holds it, in the write. A None entry makes the miss immediate.
@@ -41,20 +45,24 @@ from caves_faust.observability.logs import one_line
 log = logging.getLogger(__name__)
 
 DATAFRAMES = ("pandas", "pyarrow", "numpy")
+AWS_SDK = ("boto3", "botocore")
 REQUEST_GZIP_LEVEL = 1
 
 
 def import_connector() -> None:
     if importlib.util.find_spec("opentelemetry") is None:
         sys.modules.setdefault("opentelemetry", None)  # type: ignore[arg-type]
-    if "snowflake.connector" in sys.modules or any(name in sys.modules for name in DATAFRAMES):
-        return  # too late, or nothing to save: whoever imported them uses them
-    for name in DATAFRAMES:
+    if "snowflake.connector" in sys.modules:
+        return  # too late
+    # Each group held off unless some of it is imported already: whoever imported it uses it.
+    held_off = [name for group in (DATAFRAMES, AWS_SDK) if not any(name in sys.modules for name in group)
+                for name in group]
+    for name in held_off:
         sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
     try:
         importlib.import_module("snowflake.connector")
     finally:
-        for name in DATAFRAMES:
+        for name in held_off:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
 

@@ -1,11 +1,11 @@
-"""A caves_faust process imports the Snowflake connector without pandas, pyarrow and numpy, and can import them
-afterwards (the dashboard does)."""
+"""A caves_faust process imports the Snowflake connector without pandas, pyarrow and numpy, nor the AWS SDK, and
+can import them afterwards (the dashboard does)."""
 
 import subprocess
 import sys
 
 from caves_faust.devstack.process import free_port
-from caves_faust.snowflake.connector import DATAFRAMES
+from caves_faust.snowflake.connector import AWS_SDK, DATAFRAMES
 
 
 def run(code: str) -> str:
@@ -17,6 +17,12 @@ def run(code: str) -> str:
 def test_the_worker_modules_leave_the_dataframe_libraries_out():
     loaded = run("import sys, caves_faust.intake.agent, snowflake.connector.options as o; "
                  f"print(sorted(m for m in {DATAFRAMES!r} if m in sys.modules), o.installed_pandas)")
+    assert loaded == "[] False"
+
+
+def test_the_worker_modules_leave_the_aws_sdk_out():
+    loaded = run("import sys, caves_faust.intake.agent, snowflake.connector.options as o; "
+                 f"print(sorted(m for m in {AWS_SDK!r} if m in sys.modules), o.installed_boto)")
     assert loaded == "[] False"
 
 
