@@ -12,6 +12,7 @@ from faust.types import EventT
 from caves_faust.events.batch import Accepted, Classified, distinct
 from caves_faust.events.letters import DeadLetter
 from caves_faust.events.validation import InvalidEvent, validate
+from caves_faust.faust_patches import shed_evaluated_fields
 from caves_faust.observability import metrics
 
 session_stats = metrics.SessionStats()
@@ -33,6 +34,7 @@ def classify(events: Sequence[EventT], topic_id: str | None = None) -> Classifie
         except InvalidEvent as error:
             letters.append(DeadLetter(event, error, topic_id=topic_id))
             continue
+        shed_evaluated_fields(valid.event)  # it waits in memory until its batch is committed
         accepted.append(Accepted(event, valid, topic_id=topic_id))
     valid_types = Counter(a.valid.event.event_type for a in accepted)
     for event_type, count in valid_types.items():

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 from types import SimpleNamespace
+from typing import List
 
+import faust
 import pytest
 from faust.types import Message
 from mode.utils.queues import ThrowableQueue
@@ -301,3 +303,41 @@ async def test_fetched_records_of_a_batched_topic_go_to_its_batches_whole(batch_
     assert [e.message.offset for e in batches.waiting] == [5, 9]  # offset 5 again: as Faust's `>=` admits
     assert consumer._read_offset[sales] == 9
     assert [(i.begin, i.end) for i in consumer._gap[sales]] == [(6, 10)]  # 6-8 missing (as Faust records it)
+
+
+def test_events_without_headers_share_one_dict_nobody_can_change():
+    assert faust_patches.NO_HEADERS == {}
+    with pytest.raises(TypeError):
+        faust_patches.NO_HEADERS["caves_faust.dlq.origin"] = b"x"
+    with pytest.raises(TypeError):
+        faust_patches.NO_HEADERS.update(a=b"x")
+    assert faust_patches.NO_HEADERS == {}
+
+
+def test_a_sales_record_sheds_its_own_set_of_lazily_evaluated_fields_and_reads_the_same():
+    from caves_faust.events.validation import validate
+
+    payloads = [b'{"event_type":"ORDER_CREATED","order_line_id":7,"customer_id":3,"product_id":1015,"quantity":2,'
+                b'"product_name":"Margaux","total_price":51.5,"sales_channel":"web"}',
+                b'{"event_type":"INVENTORY_ADJUSTED","event_id":"e-1","product_id":1015,"quantity_change":-4,'
+                b'"adjustment_type":"SPOILAGE","warehouse":"Bordeaux"}']
+    for payload in payloads:
+        record, twin = validate(payload).event, validate(payload).event
+        faust_patches.shed_evaluated_fields(record)
+        assert record.__evaluated_fields__ is faust_patches.NOTHING_EVALUATED  # shared, not one per event
+        assert record.asdict() == twin.asdict() and record == twin
+
+
+class Line(faust.Record, namespace="caves_faust.tests.Line"):
+    bottles: int
+
+
+class Order(faust.Record, namespace="caves_faust.tests.Order"):
+    lines: List[Line]  # a list of records: coerced when first read
+
+
+def test_a_record_with_a_lazily_coerced_field_keeps_its_own_set():
+    order = Order(lines=[{"bottles": 6}])
+    faust_patches.shed_evaluated_fields(order)
+    assert order.__evaluated_fields__ is not faust_patches.NOTHING_EVALUATED
+    assert order.lines == [Line(bottles=6)] and order.__evaluated_fields__ == {"lines"}
