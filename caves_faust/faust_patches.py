@@ -1,6 +1,6 @@
-"""Corrections to Faust's internals (faust-streaming 0.15), each with the failure it prevents: the one module that
-touches a private name of Faust, mode or aiokafka (tests/unit/test_library_privates.py checks each one is still
-there).
+"""Corrections to Faust's internals (faust-streaming 0.15), each with the failure or the cost it prevents, and the
+batch path past Faust's per-message delivery (`App.batches`): the one module that touches a private name of Faust,
+mode or aiokafka (tests/unit/test_library_privates.py checks each one is still there).
 
 Only Faust, mode and aiokafka here: the app passes in what a correction needs, nothing of the domain is imported.
 """

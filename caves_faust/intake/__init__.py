@@ -1,2 +1,2 @@
-"""The sales topic's one agent: reads a batch, classifies it, stores it through the sink SINK_MODE chose, moves the
-stock, acknowledges."""
+"""The sales topic's one reader: takes a fetched batch, classifies it, stores it through the sink SINK_MODE chose,
+moves the stock, acknowledges."""
