@@ -49,10 +49,10 @@ class Consumer(aiokafka_driver.Consumer):
             if not self.flow_active or self.should_stop or generation != self.app.consumer_generation_id:
                 break  # Faust's getmany seeks back to the committed offsets when the flow is not active
             if active is None or tp in active or tp in self._buffered_partitions:
-                await self._deliver_batch(sources[tp.topic], tp, tp_records)
+                await self._deliver_batch(sources[tp.topic], tp, tp_records, generation)
         return fetched, active
 
-    async def _deliver_batch(self, batches: "Batches", tp: TP, records: list) -> None:
+    async def _deliver_batch(self, batches: "Batches", tp: TP, records: list, generation: int) -> None:
         read = self._read_offset[tp]
         acks = self.app.topics.acks_enabled_for(tp.topic)
         to_message = self._to_message
@@ -72,8 +72,11 @@ class Consumer(aiokafka_driver.Consumer):
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
-        await batches.put(events, interrupted=self.suspend_flow)
-        self._read_offset[tp] = read
+        # A rebalance may have begun during the awaits above: then nothing is handed over, and the read offset is
+        # left to the seek back to the committed offsets (moved past these records, it would skip them).
+        if self.flow_active and generation == self.app.consumer_generation_id and not self.suspend_flow.is_set():
+            batches.put(tp, events)
+            self._read_offset[tp] = read
 
     async def subscribe(self, topics: Iterable[str]) -> None:
         """Subscribe once every topic is in the broker's metadata. Faust creates its internal topics (stock
@@ -298,10 +301,12 @@ class Batches:
 
     Kept as a stream keeps them: each partition's events in offset order; an event is tracked (so a rebalance
     or a shutdown waits for it or for its abandonment) from its hand-over until `acknowledge` or `abandon`;
-    nothing is acknowledged here, so nothing is committed before its reader says so. Bounded: the fetcher waits
-    while `max_buffered` events wait here. A rebalance clears what waits (the flow control manages this buffer
-    as it does the agents'): those events were not handed over, and are fetched again from the committed
-    offsets; an event of an earlier generation of the group is never handed over.
+    nothing is acknowledged here, so nothing is committed before its reader says so. Bounded as an agent's buffer
+    is: once `max_buffered` events wait, a partition delivering more is taken out of the fetch
+    (`on_buffer_full`) until half of them were handed over, while the other topics are fetched as usual; what was
+    fetched already still comes in (about one fetch per partition more). A rebalance clears what waits (the flow
+    control manages this buffer as it does the agents'): those events were not handed over, and are fetched
+    again from the committed offsets; an event of an earlier generation of the group is never handed over.
     """
 
     def __init__(self, app: AppT, topic: str, max_buffered: int) -> None:
@@ -309,54 +314,44 @@ class Batches:
         self.topic = topic
         self.max_buffered = max_buffered
         self.waiting: deque[EventT] = deque()
+        self.arrivals: deque[list] = deque()  # [monotonic time, events left of that delivery], oldest first
         self.arrived = asyncio.Event()
-        self.room = asyncio.Event()
-        self.room.set()
+        self.paused: set[TP] = set()  # partitions taken out of the fetch while this buffer is full
         app.flow_control.manage_queue(cast(FlowControlQueue, self))
 
     def __len__(self) -> int:
         return len(self.waiting)
 
-    async def put(self, events: list[EventT], interrupted: Any) -> bool:
-        """Add a partition's fetched events once fewer than `max_buffered` wait; False (dropped: read again
-        after the rebalance) when the flow is suspended (`interrupted` is set) first."""
-        while len(self.waiting) >= self.max_buffered:
-            if interrupted.is_set():
-                return False
-            room = asyncio.ensure_future(self.room.wait())
-            stop = asyncio.ensure_future(interrupted.wait())
-            try:
-                await asyncio.wait((room, stop), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                room.cancel()
-                stop.cancel()
-        if interrupted.is_set():
-            return False
+    def put(self, tp: TP, events: list[EventT]) -> None:
+        """Add a partition's fetched events; past `max_buffered`, stop fetching that partition for now."""
         self.waiting.extend(events)
+        self.arrivals.append([time.monotonic(), len(events)])
         self.arrived.set()
-        if len(self.waiting) >= self.max_buffered:
-            self.room.clear()
-        return True
+        if len(self.waiting) >= self.max_buffered and tp not in self.paused:
+            self.paused.add(tp)
+            self.app.consumer.on_buffer_full(tp)
 
     def clear(self) -> None:
-        """Drop what waits (not handed over, so neither tracked nor acknowledged)."""
+        """Drop what waits (not handed over, so neither tracked nor acknowledged). The partitions it paused are
+        forgotten: the assignment that follows sets the fetched partitions afresh."""
         self.waiting.clear()
-        self.room.set()
+        self.arrivals.clear()
+        self.paused.clear()
 
     async def take(self, max_events: int, within: float) -> AsyncIterator[list[EventT]]:
         """Batches of up to `max_events`: what waits once `max_events` are there, or `within` seconds after the
-        first of them arrived."""
-        loop = asyncio.get_running_loop()
+        oldest of them arrived."""
         while True:
             while not self.waiting:
                 self.arrived.clear()
                 await self.arrived.wait()
-            deadline = loop.time() + within
-            while len(self.waiting) < max_events and (left := deadline - loop.time()) > 0:
+            while len(self.waiting) < max_events and (left := self.arrivals[0][0] + within - time.monotonic()) > 0:
                 self.arrived.clear()
                 try:
                     await asyncio.wait_for(self.arrived.wait(), left)
                 except asyncio.TimeoutError:
+                    break
+                if not self.waiting:  # cleared by a rebalance meanwhile
                     break
             await self.app.flow_control.acquire()
             batch = self.hand_over(max_events)
@@ -364,13 +359,21 @@ class Batches:
                 yield batch
 
     def hand_over(self, max_events: int) -> list[EventT]:
-        events = self.waiting
+        events, arrivals = self.waiting, self.arrivals
+        taken = min(max_events, len(events))
         generation = self.app.consumer_generation_id
-        batch = [e for e in (events.popleft() for _ in range(min(max_events, len(events))))
-                 if e.message.generation_id == generation]
-        if len(events) < self.max_buffered:
-            self.room.set()
+        batch = [e for e in (events.popleft() for _ in range(taken)) if e.message.generation_id == generation]
+        while taken and arrivals:
+            used = min(taken, arrivals[0][1])
+            arrivals[0][1] -= used
+            taken -= used
+            if not arrivals[0][1]:
+                arrivals.popleft()
         consumer = self.app.consumer
+        if self.paused and len(events) <= self.max_buffered // 2:
+            for tp in self.paused:
+                consumer.on_buffer_drop(tp)
+            self.paused.clear()
         monitor = self.app.monitor
         now = time.monotonic()
         for event in batch:

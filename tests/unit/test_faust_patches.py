@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 from types import SimpleNamespace
-from typing import List
+from typing import Any, List
 
 import faust
 import pytest
-from faust.types import Message
+from faust.types import TP, Message
 from mode.utils.queues import ThrowableQueue
 
 from caves_faust import faust_patches
@@ -216,7 +216,7 @@ async def _first(batches, max_events: int, within: float) -> list:
 
 async def test_a_batch_is_handed_over_tracked_and_counted_once_full(batch_app):
     app, batches = batch_app
-    assert await batches.put(_events(app, 0, range(10, 13)), interrupted=asyncio.Event())
+    batches.put(TP("sales", 0), _events(app, 0, range(10, 13)))
     started = time.monotonic()
     batch = await _first(batches, 3, within=30)
     assert time.monotonic() - started < 5  # full: not held for `within`
@@ -227,47 +227,57 @@ async def test_a_batch_is_handed_over_tracked_and_counted_once_full(batch_app):
 
 async def test_a_partial_batch_waits_within_seconds_after_its_first_event(batch_app):
     app, batches = batch_app
-    await batches.put(_events(app, 0, range(2)), interrupted=asyncio.Event())
+    batches.put(TP("sales", 0), _events(app, 0, range(2)))
     started = time.monotonic()
     batch = await _first(batches, 100, within=0.3)
     assert len(batch) == 2 and 0.25 < time.monotonic() - started < 3
 
 
-async def test_the_fetcher_waits_while_max_buffered_events_wait(batch_app):
+async def test_a_full_buffer_takes_its_partitions_out_of_the_fetch_until_half_is_handed_over(batch_app):
     app, batches = batch_app
-    assert await batches.put(_events(app, 0, range(4)), interrupted=asyncio.Event())
-    putting = asyncio.ensure_future(batches.put(_events(app, 0, range(4, 6)), interrupted=asyncio.Event()))
-    await asyncio.sleep(0.05)
-    assert not putting.done() and len(batches) == 4
-    assert [e.message.offset for e in await _first(batches, 3, within=0)] == [0, 1, 2]  # room again
-    assert await asyncio.wait_for(putting, 5) and len(batches) == 3
+    consumer = app.consumer
+    first, second, other = TP("sales", 0), TP("sales", 1), TP("stock", 0)
+    consumer._active_partitions = {first, second, other}  # as after an assignment
+    batches.put(first, _events(app, 0, range(3)))
+    assert consumer._active_partitions == {first, second, other}  # room left: every partition fetched
+    batches.put(second, _events(app, 1, range(3)))  # 6 >= max_buffered (4): the delivering partition pauses
+    assert consumer._active_partitions == {first, other} and consumer._buffered_partitions == {second}
+    assert len(await _first(batches, 1, within=0)) == 1  # 5 wait: still more than half
+    assert consumer._active_partitions == {first, other}
+    assert len(await _first(batches, 3, within=0)) == 3  # 2 wait: half of max_buffered, fetched again
+    assert consumer._active_partitions == {first, second, other} and not consumer._buffered_partitions
 
 
-async def test_a_rebalance_drops_what_waits_untracked_and_interrupts_a_waiting_fetcher(batch_app):
+async def test_a_rebalance_drops_what_waits_untracked(batch_app):
     app, batches = batch_app
-    suspended = asyncio.Event()
-    await batches.put(_events(app, 0, range(4)), interrupted=suspended)
-    putting = asyncio.ensure_future(batches.put(_events(app, 0, range(4, 6)), interrupted=suspended))
-    await asyncio.sleep(0.05)
-    suspended.set()
+    app.consumer._active_partitions = {TP("sales", 0)}
+    batches.put(TP("sales", 0), _events(app, 0, range(6)))
     app.flow_control.suspend()
     app.flow_control.clear()  # as Faust does when partitions are revoked
-    assert await asyncio.wait_for(putting, 5) is False  # dropped: read again from the committed offsets
-    assert len(batches) == 0 and not app.consumer.unacked
+    assert len(batches) == 0 and not batches.paused and not app.consumer.unacked  # read again from the commits
+
+
+async def test_the_flush_window_counts_from_the_oldest_event_waiting(batch_app):
+    app, batches = batch_app
+    batches.put(TP("sales", 0), _events(app, 0, range(3)))
+    await asyncio.sleep(0.4)
+    started = time.monotonic()
+    assert len(await _first(batches, 100, within=0.5)) == 3
+    assert time.monotonic() - started < 0.3  # the oldest event waited 0.4 s already, not a new 0.5 s
 
 
 async def test_events_of_an_earlier_generation_are_never_handed_over(batch_app):
     app, batches = batch_app
-    await batches.put(_events(app, 0, range(2)), interrupted=asyncio.Event())
+    batches.put(TP("sales", 0), _events(app, 0, range(2)))
     app.consumer_generation_id += 1
-    await batches.put(_events(app, 1, range(5, 7)), interrupted=asyncio.Event())
+    batches.put(TP("sales", 1), _events(app, 1, range(5, 7)))
     batch = await _first(batches, 4, within=0)
     assert [(e.message.partition, e.message.offset) for e in batch] == [(1, 5), (1, 6)]
 
 
 async def test_acknowledging_makes_the_offsets_committable_once(batch_app):
     app, batches = batch_app
-    await batches.put(_events(app, 3, range(7, 10)), interrupted=asyncio.Event())
+    batches.put(TP("sales", 3), _events(app, 3, range(7, 10)))
     batch = await _first(batches, 3, within=0)
     messages = [e.message for e in batch]
     faust_patches.acknowledge(app, messages)
@@ -278,31 +288,57 @@ async def test_acknowledging_makes_the_offsets_committable_once(batch_app):
     assert app.consumer._new_offset(tp) == 10
 
 
-async def test_fetched_records_of_a_batched_topic_go_to_its_batches_whole(batch_app, monkeypatch):
+def _record(tp: TP, offset: int) -> Any:
     from aiokafka.structs import ConsumerRecord
+
+    return ConsumerRecord(tp.topic, tp.partition, offset, 1_800_000_000_000, 0, None, b"{}", None, 0, 2, [])
+
+
+@pytest.fixture
+def fetching(batch_app, monkeypatch):
+    """The app's consumer, whose fetch returns `fetched` (set by the test), never started."""
     from faust.transport.drivers import aiokafka as driver
-    from faust.types import TP
 
     app, batches = batch_app
-    sales, other = TP("sales", 0), TP("other", 0)
-
-    def record(tp: TP, offset: int) -> ConsumerRecord:
-        return ConsumerRecord(tp.topic, tp.partition, offset, 1_800_000_000_000, 0, None, b"{}", None, 0, 2, [])
-
-    fetched = {sales: [record(sales, o) for o in (4, 5, 9)], other: [record(other, 1)]}
+    fetched: dict = {}
 
     async def wait_next_records(self, timeout):
-        return fetched, {sales, other}
+        return fetched, set(fetched)
 
     monkeypatch.setattr(driver.Consumer, "_wait_next_records", wait_next_records)
     consumer = app.consumer
-    monkeypatch.setattr(consumer, "highwater", lambda tp: 10)  # the consumer thread is never started here
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 10)
+    consumer._active_partitions = set()
+    return consumer, batches, fetched
+
+
+async def test_fetched_records_of_a_batched_topic_go_to_its_batches_whole(fetching):
+    consumer, batches, fetched = fetching
+    sales, other = TP("sales", 0), TP("other", 0)
+    fetched.update({sales: [_record(sales, o) for o in (4, 5, 9)], other: [_record(other, 1)]})
     consumer._read_offset[sales] = 5  # offset 4 was handed over already (a fetch from before a seek)
     records, _ = await consumer._wait_next_records(1.0)
     assert list(records) == [other]  # only the other topic's go on to Faust's per-message delivery
     assert [e.message.offset for e in batches.waiting] == [5, 9]  # offset 5 again: as Faust's `>=` admits
     assert consumer._read_offset[sales] == 9
     assert [(i.begin, i.end) for i in consumer._gap[sales]] == [(6, 10)]  # 6-8 missing (as Faust records it)
+
+
+async def test_a_rebalance_beginning_during_a_delivery_hands_nothing_over_nor_moves_the_read_offset(
+        fetching, monkeypatch):
+    consumer, batches, fetched = fetching
+    sales = TP("sales", 0)
+    fetched[sales] = [_record(sales, o) for o in (3, 7)]
+    consumer._read_offset[sales] = 2
+    add_gap = consumer._add_gap
+
+    async def gap_then_rebalance(*args):
+        await add_gap(*args)
+        consumer.suspend_flow.set()  # the rebalance begins while the delivery awaits
+
+    monkeypatch.setattr(consumer, "_add_gap", gap_then_rebalance)
+    await consumer._wait_next_records(1.0)
+    assert len(batches) == 0 and consumer._read_offset[sales] == 2  # left to the seek to the committed offsets
 
 
 def test_events_without_headers_share_one_dict_nobody_can_change():
