@@ -328,8 +328,11 @@ class Batches:
         self.arrivals.append([time.monotonic(), len(events)])
         self.arrived.set()
         if len(self.waiting) >= self.max_buffered and tp not in self.paused:
-            self.paused.add(tp)
-            self.app.consumer.on_buffer_full(tp)
+            # Faust's own TP: the fetched records are keyed by aiokafka's TopicPartition, equal to it but not one,
+            # and the consumer's set of fetched partitions admits Faust's only (an assertion stops the fetcher).
+            faust_tp = TP(tp.topic, tp.partition)
+            self.paused.add(faust_tp)
+            self.app.consumer.on_buffer_full(faust_tp)
 
     def clear(self) -> None:
         """Drop what waits (not handed over, so neither tracked nor acknowledged). The partitions it paused are

@@ -248,6 +248,20 @@ async def test_a_full_buffer_takes_its_partitions_out_of_the_fetch_until_half_is
     assert consumer._active_partitions == {first, second, other} and not consumer._buffered_partitions
 
 
+async def test_a_partition_paused_as_aiokafka_names_it_is_fetched_again_as_faust_names_it(batch_app):
+    from aiokafka.structs import TopicPartition
+
+    app, batches = batch_app
+    consumer = app.consumer
+    fetched = TopicPartition("sales", 0)  # how the consumer thread keys the fetched records
+    consumer._active_partitions = {TP("sales", 0)}
+    batches.put(fetched, _events(app, 0, range(5)))
+    assert consumer._active_partitions == set()
+    await _first(batches, 5, within=0)
+    assert consumer._get_active_partitions() == {TP("sales", 0)}  # Faust asserts every entry is its own TP
+    assert all(type(tp) is TP for tp in consumer._active_partitions)
+
+
 async def test_a_rebalance_drops_what_waits_untracked(batch_app):
     app, batches = batch_app
     app.consumer._active_partitions = {TP("sales", 0)}
