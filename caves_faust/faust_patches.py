@@ -302,11 +302,10 @@ class Batches:
     Kept as a stream keeps them: each partition's events in offset order; an event is tracked (so a rebalance
     or a shutdown waits for it or for its abandonment) from its hand-over until `acknowledge` or `abandon`;
     nothing is acknowledged here, so nothing is committed before its reader says so. Bounded as an agent's buffer
-    is: once `max_buffered` events wait, a partition delivering more is taken out of the fetch
-    (`on_buffer_full`) until half of them were handed over, while the other topics are fetched as usual; what was
-    fetched already still comes in (about one fetch per partition more). A rebalance clears what waits (the flow
-    control manages this buffer as it does the agents'): those events were not handed over, and are fetched
-    again from the committed offsets; an event of an earlier generation of the group is never handed over.
+    is: once `max_buffered` events wait, the topic's partitions are taken out of the fetch (`on_buffer_full`)
+    until half of them were handed over, while the other topics are fetched as usual. A rebalance clears what
+    waits (the flow control manages this buffer as it does the agents'): those events were not handed over, and
+    are fetched again from the committed offsets; an event of an earlier generation is never handed over.
     """
 
     def __init__(self, app: AppT, topic: str, max_buffered: int) -> None:
@@ -323,16 +322,18 @@ class Batches:
         return len(self.waiting)
 
     def put(self, tp: TP, events: list[EventT]) -> None:
-        """Add a partition's fetched events; past `max_buffered`, stop fetching that partition for now."""
+        """Add a partition's fetched events; past `max_buffered`, stop fetching the topic for now."""
         self.waiting.extend(events)
         self.arrivals.append([time.monotonic(), len(events)])
         self.arrived.set()
-        if len(self.waiting) >= self.max_buffered and tp not in self.paused:
-            # Faust's own TP: the fetched records are keyed by aiokafka's TopicPartition, equal to it but not one,
-            # and the consumer's set of fetched partitions admits Faust's only (an assertion stops the fetcher).
-            faust_tp = TP(tp.topic, tp.partition)
-            self.paused.add(faust_tp)
-            self.app.consumer.on_buffer_full(faust_tp)
+        if len(self.waiting) >= self.max_buffered and not self.paused:
+            consumer = self.app.consumer
+            # Every partition of the topic at once, so that no other fetch comes in past the bound; as Faust's own
+            # TPs (fetched records are keyed by aiokafka's TopicPartition, equal but not one, and the consumer's
+            # set of fetched partitions admits Faust's only: an assertion stops the fetcher).
+            self.paused = {TP(t.topic, t.partition) for t in consumer.assignment() if t.topic == self.topic}
+            for paused in self.paused:
+                consumer.on_buffer_full(paused)
 
     def clear(self) -> None:
         """Drop what waits (not handed over, so neither tracked nor acknowledged). The partitions it paused are

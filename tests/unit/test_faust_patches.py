@@ -187,9 +187,12 @@ async def test_a_delivery_while_the_flow_is_suspended_runs_the_race_as_faust_doe
 # Batches: a topic's fetched records handed over whole, past Faust's per-message path, with its bookkeeping kept.
 
 @pytest.fixture
-async def batch_app():
-    """An app of its own (never started) with a topic read in batches, its flow running as after an assignment."""
+async def batch_app(monkeypatch):
+    """An app of its own (never started) with a topic read in batches, its flow running as after an assignment
+    of partitions 0-3 of that topic and partition 0 of another."""
     app = App("batches-test", broker="kafka://localhost:1", autodiscover=False)
+    assigned = {TP("sales", p) for p in range(4)} | {TP("stock", 0)}
+    monkeypatch.setattr(app.consumer, "assignment", lambda: assigned)
     batches = app.batches(app.topic("sales", value_type=bytes, value_serializer="raw"), max_buffered=4)
     await app.topics._update_indices()  # as at subscription: the topic is acknowledged, hence committed
     app.flow_control.resume()
@@ -233,33 +236,23 @@ async def test_a_partial_batch_waits_within_seconds_after_its_first_event(batch_
     assert len(batch) == 2 and 0.25 < time.monotonic() - started < 3
 
 
-async def test_a_full_buffer_takes_its_partitions_out_of_the_fetch_until_half_is_handed_over(batch_app):
+async def test_a_full_buffer_takes_the_topics_partitions_out_of_the_fetch_until_half_is_handed_over(batch_app):
+    from aiokafka.structs import TopicPartition
+
     app, batches = batch_app
     consumer = app.consumer
     first, second, other = TP("sales", 0), TP("sales", 1), TP("stock", 0)
     consumer._active_partitions = {first, second, other}  # as after an assignment
     batches.put(first, _events(app, 0, range(3)))
     assert consumer._active_partitions == {first, second, other}  # room left: every partition fetched
-    batches.put(second, _events(app, 1, range(3)))  # 6 >= max_buffered (4): the delivering partition pauses
-    assert consumer._active_partitions == {first, other} and consumer._buffered_partitions == {second}
+    batches.put(TopicPartition("sales", 1), _events(app, 1, range(3)))  # 6 >= max_buffered (4): the topic pauses
+    paused = {TP("sales", p) for p in range(4)}
+    assert consumer._active_partitions == {other} and consumer._buffered_partitions == paused
     assert len(await _first(batches, 1, within=0)) == 1  # 5 wait: still more than half
-    assert consumer._active_partitions == {first, other}
+    assert consumer._active_partitions == {other}
     assert len(await _first(batches, 3, within=0)) == 3  # 2 wait: half of max_buffered, fetched again
-    assert consumer._active_partitions == {first, second, other} and not consumer._buffered_partitions
-
-
-async def test_a_partition_paused_as_aiokafka_names_it_is_fetched_again_as_faust_names_it(batch_app):
-    from aiokafka.structs import TopicPartition
-
-    app, batches = batch_app
-    consumer = app.consumer
-    fetched = TopicPartition("sales", 0)  # how the consumer thread keys the fetched records
-    consumer._active_partitions = {TP("sales", 0)}
-    batches.put(fetched, _events(app, 0, range(5)))
-    assert consumer._active_partitions == set()
-    await _first(batches, 5, within=0)
-    assert consumer._get_active_partitions() == {TP("sales", 0)}  # Faust asserts every entry is its own TP
-    assert all(type(tp) is TP for tp in consumer._active_partitions)
+    assert consumer._get_active_partitions() == {*paused, other} and not consumer._buffered_partitions
+    assert all(type(tp) is TP for tp in consumer._active_partitions)  # Faust asserts each is its own TP
 
 
 async def test_a_rebalance_drops_what_waits_untracked(batch_app):
