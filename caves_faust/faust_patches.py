@@ -378,13 +378,13 @@ class Batches:
             for tp in self.paused:
                 consumer.on_buffer_drop(tp)
             self.paused.clear()
+        for event in batch:
+            event.message.tracked = True
+            consumer.track_message(event.message)
         monitor = self.app.monitor
         now = time.monotonic()
-        for event in batch:
-            message = event.message
-            message.tracked = True
-            consumer.track_message(message)
-            monitor.stream_inbound_time[message.tp] = now
+        for tp in {event.message.tp for event in batch}:  # once per partition, not per event
+            monitor.stream_inbound_time[tp] = now
         monitor.events_total += len(batch)
         monitor.events_by_stream[self.topic] += len(batch)
         return batch
